@@ -1,0 +1,8 @@
+// Placeholder until this group of subcommands is written.
+#include "cli/commands.hpp"
+
+namespace provdb::cli {
+
+void AddReplayCommand(CLI::App&, int&) {}
+
+}  // namespace provdb::cli
