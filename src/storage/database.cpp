@@ -134,11 +134,25 @@ int ReadOnlyAuthorizer(void* user, int action, const char* arg1, const char*, co
     default:
       break;
   }
+
+  // The first use of a table-valued function such as json_each() registers
+  // it in the in-memory schema, which SQLite reports as an update of
+  // sqlite_master. Nothing is written: the connection is read-only and
+  // sqlite3_stmt_readonly() is checked after compiling.
+  bool schema_table = arg1 != nullptr && (std::string_view(arg1) == "sqlite_master" ||
+                                          std::string_view(arg1) == "sqlite_schema");
+  if (action == SQLITE_UPDATE && schema_table) return SQLITE_OK;
+
   auto* state = static_cast<AuthState*>(user);
   if (state->refused.empty()) {
-    state->refused = ActionName(action);
-    if (arg1 != nullptr && action != SQLITE_TRANSACTION) {
-      state->refused += std::string(" ") + arg1;
+    if (schema_table) {
+      // CREATE and DROP are reported first as writes to sqlite_master.
+      state->refused = "change the database schema (CREATE, DROP, ALTER)";
+    } else {
+      state->refused = ActionName(action);
+      if (arg1 != nullptr && action != SQLITE_TRANSACTION) {
+        state->refused += std::string(" ") + arg1;
+      }
     }
   }
   return SQLITE_DENY;

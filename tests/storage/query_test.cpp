@@ -103,8 +103,8 @@ TEST_F(QueryTest, RefusesWhatIsNotOneRead) {
       {"INSERT INTO anomalies(doc) VALUES ('{}')", ErrorCode::kQueryRefused, "insert"},
       {"DELETE FROM anomalies", ErrorCode::kQueryRefused, "delete"},
       {"UPDATE anomalies SET doc = '{}'", ErrorCode::kQueryRefused, "update"},
-      {"DROP TABLE anomalies", ErrorCode::kQueryRefused, "drop table"},
-      {"CREATE TABLE t(x)", ErrorCode::kQueryRefused, "create table"},
+      {"DROP TABLE anomalies", ErrorCode::kQueryRefused, "schema"},
+      {"CREATE TABLE t(x)", ErrorCode::kQueryRefused, "schema"},
       {"ATTACH DATABASE ':memory:' AS other", ErrorCode::kQueryRefused, "attach"},
       {"PRAGMA journal_mode = DELETE", ErrorCode::kQueryRefused, "PRAGMA"},
       {"PRAGMA table_info(anomalies)", ErrorCode::kQueryRefused, "PRAGMA"},
@@ -157,10 +157,10 @@ TEST_F(QueryTest, TimeLimitStopsARunawayQuery) {
   EXPECT_NE(message.find("time limit of 200 ms"), std::string::npos) << message;
 
   std::tie(code, message) = Failure([&] {
-    db_->count("anomalies",
-               "fid IN (WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n) "
-               "SELECT count(*) FROM n)",
-               limits);
+    // Three records joined with themselves twenty times: 3^20 rows to count.
+    std::string joins = "SELECT count(*) FROM anomalies AS a0";
+    for (int i = 1; i < 20; ++i) joins += " JOIN anomalies AS a" + std::to_string(i);
+    db_->count("anomalies", "fid IN (" + joins + ")", limits);
   });
   EXPECT_EQ(code, ErrorCode::kQueryLimit) << message;
 
