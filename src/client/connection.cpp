@@ -1,0 +1,309 @@
+// The background thread of a client connection and the hand-over of requests
+// from API threads to it.
+#include "client/connection.hpp"
+
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <future>
+
+#include <zmq_addon.hpp>
+
+#include "common/error.hpp"
+#include "protocol/protocol.hpp"
+
+namespace provdb::client {
+
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+constexpr auto kIdlePoll = std::chrono::milliseconds(100);
+constexpr auto kGoodbyeTimeout = std::chrono::milliseconds(5000);
+
+}  // namespace
+
+void Window::Acquire() {
+  std::unique_lock lock(mutex_);
+  changed_.wait(lock, [this] { return in_flight_ < capacity_; });
+  ++in_flight_;
+}
+
+void Window::Release() {
+  {
+    std::lock_guard lock(mutex_);
+    --in_flight_;
+  }
+  changed_.notify_all();
+}
+
+void Window::WaitIdle() {
+  std::unique_lock lock(mutex_);
+  changed_.wait(lock, [this] { return in_flight_ == 0; });
+}
+
+Connection::Connection(zmq::context_t& context, std::string endpoint, std::string origin,
+                       Hello hello, const ClientOptions& options,
+                       std::chrono::milliseconds connect_timeout, std::shared_ptr<Window> window)
+    : endpoint_(std::move(endpoint)),
+      origin_(std::move(origin)),
+      options_(options),
+      request_timeout_(options.request_timeout),
+      window_(std::move(window)),
+      socket_(context, zmq::socket_type::dealer) {
+  // Requests in flight are bounded by the window, so ZeroMQ's own queues need
+  // no limit of their own; replies may be large (a whole collection).
+  socket_.set(zmq::sockopt::sndhwm, 0);
+  socket_.set(zmq::sockopt::rcvhwm, 0);
+  socket_.set(zmq::sockopt::linger, 200);
+  try {
+    socket_.connect(endpoint_);
+  } catch (const zmq::error_t& e) {
+    throw Error(ErrorCode::kUnavailable, "cannot connect to '" + endpoint_ + "' read from " +
+                                             origin_ + ": " + e.what());
+  }
+
+  wake_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (wake_fd_ < 0) throw Error(ErrorCode::kInternal, "cannot create an eventfd");
+  thread_ = std::thread([this] { Run(); });
+
+  nlohmann::json header{{"op", "hello"}, {"version", protocol::kVersion}, {"role", hello.role}};
+  if (hello.role == protocol::kRoleRank) header["rank"] = hello.rank;
+  try {
+    CallWithTimeout(std::move(header), "hello", connect_timeout);
+  } catch (...) {
+    server_stopping_ = true;  // no goodbye to a server that never said hello
+    Close();
+    ::close(wake_fd_);
+    throw;
+  }
+}
+
+Connection::~Connection() {
+  Close();
+  if (wake_fd_ >= 0) ::close(wake_fd_);
+}
+
+void Connection::Submit(nlohmann::json header, std::vector<zmq::message_t> payload,
+                        std::string what, Completion done) {
+  {
+    std::lock_guard lock(mutex_);
+    if (closing_) {
+      throw Error(ErrorCode::kUnavailable,
+                  "the connection to " + endpoint_ + " is closed; cannot send " + what);
+    }
+  }
+
+  window_->Acquire();
+  auto window = window_;
+  Completion release = [window, done = std::move(done)](Reply* reply, std::exception_ptr error) {
+    done(reply, error);
+    window->Release();
+  };
+  Enqueue(std::move(header), std::move(payload), std::move(what), std::move(release),
+          request_timeout_);
+}
+
+Reply Connection::Call(nlohmann::json header, std::vector<zmq::message_t> payload,
+                       std::string what) {
+  auto promise = std::make_shared<std::promise<Reply>>();
+  auto future = promise->get_future();
+  Submit(std::move(header), std::move(payload), std::move(what),
+         [promise](Reply* reply, std::exception_ptr error) {
+           if (error) {
+             promise->set_exception(error);
+           } else {
+             promise->set_value(std::move(*reply));
+           }
+         });
+  return future.get();
+}
+
+Reply Connection::CallWithTimeout(nlohmann::json header, std::string what,
+                                  std::chrono::milliseconds timeout) {
+  auto promise = std::make_shared<std::promise<Reply>>();
+  auto future = promise->get_future();
+  Enqueue(std::move(header), {}, std::move(what),
+          [promise](Reply* reply, std::exception_ptr error) {
+            if (error) {
+              promise->set_exception(error);
+            } else {
+              promise->set_value(std::move(*reply));
+            }
+          },
+          timeout);
+  return future.get();
+}
+
+void Connection::Enqueue(nlohmann::json header, std::vector<zmq::message_t> payload,
+                         std::string what, Completion done, std::chrono::milliseconds timeout) {
+  Outgoing out;
+  out.id = next_id_.fetch_add(1, std::memory_order_relaxed);
+  header["id"] = out.id;
+  const std::string text = protocol::DumpHeader(header);
+  out.frames.reserve(payload.size() + 1);
+  out.frames.emplace_back(text.data(), text.size());
+  for (auto& frame : payload) out.frames.push_back(std::move(frame));
+  out.what = std::move(what);
+  out.done = std::move(done);
+  out.timeout = timeout;
+
+  {
+    std::lock_guard lock(mutex_);
+    if (stop_) {
+      // Close() has ended the background thread's intake: fail right here.
+      auto error = std::make_exception_ptr(Error(
+          ErrorCode::kUnavailable, "the connection to " + endpoint_ + " is closed"));
+      out.done(nullptr, error);
+      return;
+    }
+    queue_.push_back(std::move(out));
+  }
+  Wake();
+}
+
+void Connection::Wake() {
+  // One eventfd write per wake-up is enough; the background thread clears
+  // the flag before it drains the queue, so no request is left behind.
+  if (!wake_pending_.exchange(true)) {
+    const uint64_t one = 1;
+    [[maybe_unused]] auto written = ::write(wake_fd_, &one, sizeof(one));
+  }
+}
+
+void Connection::Close() {
+  {
+    std::lock_guard lock(mutex_);
+    if (closing_) return;
+    closing_ = true;
+  }
+
+  if (!server_stopping_ && thread_.joinable()) {
+    try {
+      CallWithTimeout(nlohmann::json{{"op", "goodbye"}}, "goodbye",
+                      std::min<std::chrono::milliseconds>(request_timeout_, kGoodbyeTimeout));
+    } catch (const Error&) {
+      // A server that is gone or stopping has nobody to say goodbye to.
+    }
+  }
+
+  {
+    std::lock_guard lock(mutex_);
+    stop_ = true;
+  }
+  Wake();
+  if (thread_.joinable() && thread_.get_id() != std::this_thread::get_id()) thread_.join();
+}
+
+void Connection::Run() {
+  while (true) {
+    bool stopping = false;
+    {
+      std::lock_guard lock(mutex_);
+      for (auto& out : queue_) unsent_.push_back(std::move(out));
+      queue_.clear();
+      stopping = stop_;
+    }
+    SendQueued();
+
+    if (stopping) {
+      FailAll("the connection to " + endpoint_ + " was closed before the reply came");
+      break;
+    }
+
+    auto wait = kIdlePoll;
+    if (!in_flight_.empty()) {
+      const auto first = std::min_element(in_flight_.begin(), in_flight_.end(),
+                                          [](const auto& a, const auto& b) {
+                                            return a.second.deadline < b.second.deadline;
+                                          });
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+          first->second.deadline - Clock::now());
+      wait = std::clamp(left + std::chrono::milliseconds(1), std::chrono::milliseconds(0),
+                        kIdlePoll);
+    }
+    const short socket_events = ZMQ_POLLIN | (unsent_.empty() ? 0 : ZMQ_POLLOUT);
+    zmq::pollitem_t items[] = {
+        {socket_.handle(), 0, socket_events, 0},
+        {nullptr, wake_fd_, ZMQ_POLLIN, 0},
+    };
+    zmq::poll(items, 2, wait);
+
+    if (items[1].revents & ZMQ_POLLIN) {
+      uint64_t count = 0;
+      [[maybe_unused]] auto got = ::read(wake_fd_, &count, sizeof(count));
+      wake_pending_.store(false);
+    }
+    ReceiveReplies();
+    ExpireRequests();
+  }
+}
+
+void Connection::SendQueued() {
+  while (!unsent_.empty()) {
+    Outgoing& out = unsent_.front();
+    if (!zmq::send_multipart(socket_, out.frames, zmq::send_flags::dontwait)) return;
+
+    in_flight_.emplace(out.id, InFlight{Clock::now() + out.timeout, std::move(out.what),
+                                        std::move(out.done), out.timeout});
+    unsent_.pop_front();
+  }
+}
+
+void Connection::ReceiveReplies() {
+  while (true) {
+    Reply reply;
+    std::vector<zmq::message_t> frames;
+    if (!zmq::recv_multipart(socket_, std::back_inserter(frames), zmq::recv_flags::dontwait)) {
+      return;
+    }
+    if (frames.empty()) continue;
+
+    reply.header = nlohmann::json::parse(frames[0].data<char>(),
+                                         frames[0].data<char>() + frames[0].size(), nullptr,
+                                         /*allow_exceptions=*/false);
+    if (!reply.header.is_object()) continue;
+    const uint64_t id = reply.header.value("id", uint64_t{0});
+    auto it = in_flight_.find(id);
+    if (it == in_flight_.end()) continue;  // a reply that came after its timeout
+
+    InFlight request = std::move(it->second);
+    in_flight_.erase(it);
+    for (std::size_t i = 1; i < frames.size(); ++i) reply.frames.push_back(std::move(frames[i]));
+
+    if (reply.header.value("ok", false)) {
+      request.done(&reply, nullptr);
+    } else {
+      request.done(nullptr, std::make_exception_ptr(protocol::ErrorFromHeader(reply.header)));
+    }
+  }
+}
+
+void Connection::ExpireRequests() {
+  const auto now = Clock::now();
+  for (auto it = in_flight_.begin(); it != in_flight_.end();) {
+    if (it->second.deadline > now) {
+      ++it;
+      continue;
+    }
+    InFlight request = std::move(it->second);
+    it = in_flight_.erase(it);
+    request.done(nullptr,
+                 std::make_exception_ptr(Error(
+                     ErrorCode::kTimeout,
+                     "no reply from " + endpoint_ + " (address file " + origin_ + ") within " +
+                         std::to_string(request.timeout.count()) + " ms to " + request.what +
+                         "; the server may be overloaded, stopped or unreachable")));
+  }
+}
+
+void Connection::FailAll(const std::string& why) {
+  auto error = std::make_exception_ptr(Error(ErrorCode::kUnavailable, why));
+  for (auto& [id, request] : in_flight_) request.done(nullptr, error);
+  in_flight_.clear();
+  for (auto& out : unsent_) out.done(nullptr, error);
+  unsent_.clear();
+}
+
+}  // namespace provdb::client
