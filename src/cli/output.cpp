@@ -1,0 +1,288 @@
+// Result printing. Documents are parsed only when a format or a field list
+// needs it: JSON lines of whole documents are written by splicing the shard
+// into the stored text.
+#include "cli/output.hpp"
+
+#include <algorithm>
+#include <set>
+
+#include "common/error.hpp"
+
+namespace provdb::cli {
+namespace {
+
+using ojson = nlohmann::ordered_json;
+
+constexpr std::size_t kMaxCellWidth = 48;
+
+std::string Dump(const ojson& v, int indent = -1) {
+  return v.dump(indent, ' ', false, ojson::error_handler_t::replace);
+}
+
+// A cell as text: strings without quotes, null as nothing, anything else as
+// compact JSON.
+std::string CellText(const ojson& v) {
+  if (v.is_null()) return "";
+  if (v.is_string()) return v.get<std::string>();
+  return Dump(v);
+}
+
+std::size_t DisplayWidth(std::string_view s) {
+  std::size_t n = 0;
+  for (unsigned char c : s) n += (c & 0xC0) != 0x80;
+  return n;
+}
+
+// Shortens to at most kMaxCellWidth characters on one line, cutting at a
+// character boundary.
+std::string TableCell(const ojson& v) {
+  std::string s = CellText(v);
+  std::replace_if(s.begin(), s.end(), [](char c) { return c == '\n' || c == '\r' || c == '\t'; },
+                  ' ');
+  if (DisplayWidth(s) <= kMaxCellWidth) return s;
+  std::size_t chars = 0;
+  std::size_t i = 0;
+  for (; i < s.size(); ++i) {
+    if ((static_cast<unsigned char>(s[i]) & 0xC0) == 0x80) continue;
+    if (chars == kMaxCellWidth - 3) break;
+    ++chars;
+  }
+  return s.substr(0, i) + "...";
+}
+
+std::string CsvCell(const ojson& v) {
+  std::string s = CellText(v);
+  if (s.find_first_of(",\"\n\r") == std::string::npos) return s;
+  std::string out = "\"";
+  for (char c : s) {
+    if (c == '"') out += '"';
+    out += c;
+  }
+  return out + "\"";
+}
+
+void WriteAligned(std::ostream& out, const Table& table) {
+  std::vector<std::vector<std::string>> cells;
+  std::vector<std::size_t> width(table.columns.size());
+  for (std::size_t c = 0; c < table.columns.size(); ++c) width[c] = DisplayWidth(table.columns[c]);
+  for (const auto& row : table.rows) {
+    auto& line = cells.emplace_back();
+    for (std::size_t c = 0; c < row.size(); ++c) {
+      line.push_back(TableCell(row[c]));
+      width[c] = std::max(width[c], DisplayWidth(line.back()));
+    }
+  }
+
+  auto pad = [&](const std::string& s, std::size_t c, bool right) {
+    const std::string fill(width[c] - DisplayWidth(s), ' ');
+    out << (c > 0 ? "  " : "") << (right ? fill + s : s + fill);
+  };
+  for (std::size_t c = 0; c < table.columns.size(); ++c) pad(table.columns[c], c, false);
+  out << '\n';
+  for (std::size_t c = 0; c < table.columns.size(); ++c) pad(std::string(width[c], '-'), c, false);
+  out << '\n';
+  for (std::size_t r = 0; r < cells.size(); ++r) {
+    for (std::size_t c = 0; c < cells[r].size(); ++c) {
+      pad(cells[r][c], c, table.rows[r][c].is_number());
+    }
+    out << '\n';
+  }
+}
+
+ojson RowObject(const Table& table, const std::vector<ojson>& row) {
+  ojson obj = ojson::object();
+  for (std::size_t c = 0; c < table.columns.size(); ++c) obj[table.columns[c]] = row[c];
+  return obj;
+}
+
+// The document with "__shard" right after "__id".
+ojson Tagged(const Document& doc) {
+  ojson parsed = ojson::parse(doc.record.json);
+  if (!doc.shard) return parsed;
+  ojson out = ojson::object();
+  out["__id"] = doc.record.id;
+  out["__shard"] = *doc.shard;
+  for (auto& [key, value] : parsed.items()) {
+    if (key != "__id") out[key] = std::move(value);
+  }
+  return out;
+}
+
+// The stored text with ,"__shard":k spliced after the "__id" value, which
+// is always the first member.
+std::string TaggedText(const Document& doc) {
+  const std::string& json = doc.record.json;
+  if (!doc.shard) return json;
+  const std::size_t end = json.find_first_of(",}");
+  if (end == std::string::npos) return json;
+  return json.substr(0, end) + ",\"__shard\":" + std::to_string(*doc.shard) + json.substr(end);
+}
+
+std::vector<std::string> AllTopLevelFields(const std::vector<ojson>& docs) {
+  std::vector<std::string> fields;
+  std::set<std::string> seen;
+  for (const auto& d : docs) {
+    for (const auto& [key, value] : d.items()) {
+      if (seen.insert(key).second) fields.push_back(key);
+    }
+  }
+  return fields;
+}
+
+}  // namespace
+
+Format ParseFormat(std::string_view name) {
+  if (name == "json") return Format::kJson;
+  if (name == "jsonl") return Format::kJsonl;
+  if (name == "csv") return Format::kCsv;
+  if (name == "table") return Format::kTable;
+  throw Error(ErrorCode::kInvalidArgument, "unknown format '" + std::string(name) +
+                                               "'; use json, jsonl, csv or table");
+}
+
+Table FromQueryResult(const storage::QueryResult& result, std::optional<int> shard) {
+  Table table;
+  if (shard) table.columns.push_back("shard");
+  table.columns.insert(table.columns.end(), result.columns.begin(), result.columns.end());
+  for (const auto& row : result.rows) {
+    auto& out = table.rows.emplace_back();
+    if (shard) out.push_back(*shard);
+    for (const auto& v : row) {
+      if (auto i = std::get_if<int64_t>(&v)) {
+        out.push_back(*i);
+      } else if (auto d = std::get_if<double>(&v)) {
+        out.push_back(*d);
+      } else if (auto s = std::get_if<std::string>(&v)) {
+        out.push_back(*s);
+      } else {
+        out.push_back(nullptr);
+      }
+    }
+  }
+  return table;
+}
+
+void WriteTable(std::ostream& out, const Table& table, Format format) {
+  switch (format) {
+    case Format::kTable:
+      WriteAligned(out, table);
+      return;
+    case Format::kCsv:
+      for (std::size_t c = 0; c < table.columns.size(); ++c) {
+        out << (c > 0 ? "," : "") << CsvCell(table.columns[c]);
+      }
+      out << '\n';
+      for (const auto& row : table.rows) {
+        for (std::size_t c = 0; c < row.size(); ++c) out << (c > 0 ? "," : "") << CsvCell(row[c]);
+        out << '\n';
+      }
+      return;
+    case Format::kJsonl:
+      for (const auto& row : table.rows) out << Dump(RowObject(table, row)) << '\n';
+      return;
+    case Format::kJson: {
+      ojson all = ojson::array();
+      for (const auto& row : table.rows) all.push_back(RowObject(table, row));
+      out << Dump(all, 2) << '\n';
+      return;
+    }
+  }
+}
+
+void WriteDocuments(std::ostream& out, const std::vector<Document>& docs, Format format,
+                    const std::vector<std::string>& fields,
+                    const std::vector<std::string>& default_fields) {
+  if (fields.empty() && format == Format::kJsonl) {
+    for (const auto& d : docs) out << TaggedText(d) << '\n';
+    return;
+  }
+
+  std::vector<ojson> parsed;
+  parsed.reserve(docs.size());
+  for (const auto& d : docs) parsed.push_back(Tagged(d));
+
+  if (fields.empty() && format == Format::kJson) {
+    out << Dump(ojson(parsed), 2) << '\n';
+    return;
+  }
+
+  Table table;
+  table.columns = !fields.empty() ? fields
+                  : !default_fields.empty() ? default_fields
+                                            : AllTopLevelFields(parsed);
+  for (const auto& d : parsed) {
+    auto& row = table.rows.emplace_back();
+    for (const auto& f : table.columns) row.push_back(ValueAtPath(d, f));
+  }
+  WriteTable(out, table, format);
+}
+
+ojson ValueAtPath(const ojson& doc, std::string_view path) {
+  const ojson* at = &doc;
+  std::size_t i = 0;
+  auto bad = [&](const std::string& why) {
+    return Error(ErrorCode::kInvalidArgument,
+                 "bad field path '" + std::string(path) + "': " + why +
+                     "; write paths as a.b, a[0].b or \"name with spaces\"");
+  };
+
+  while (i < path.size()) {
+    if (path[i] == '[') {
+      const std::size_t close = path.find(']', i);
+      if (close == std::string_view::npos) throw bad("unclosed [");
+      std::size_t index = 0;
+      try {
+        index = std::stoul(std::string(path.substr(i + 1, close - i - 1)));
+      } catch (const std::exception&) {
+        throw bad("an index between [ and ] must be a number");
+      }
+      i = close + 1;
+      if (!at->is_array() || index >= at->size()) return nullptr;
+      at = &(*at)[index];
+    } else {
+      std::string key;
+      if (path[i] == '"') {
+        const std::size_t close = path.find('"', i + 1);
+        if (close == std::string_view::npos) throw bad("unclosed quote");
+        key = path.substr(i + 1, close - i - 1);
+        i = close + 1;
+      } else {
+        const std::size_t end = std::min(path.find_first_of(".[", i), path.size());
+        key = path.substr(i, end - i);
+        i = end;
+      }
+      if (key.empty()) throw bad("empty field name");
+      if (!at->is_object()) return nullptr;
+      auto it = at->find(key);
+      if (it == at->end()) return nullptr;
+      at = &*it;
+    }
+    if (i < path.size() && path[i] == '.') {
+      ++i;
+      if (i == path.size()) throw bad("ends with a dot");
+    }
+  }
+  return *at;
+}
+
+std::vector<std::string> SplitFields(std::string_view list) {
+  std::vector<std::string> out;
+  std::string current;
+  bool quoted = false;
+  int depth = 0;
+  for (char c : list) {
+    if (c == '"') quoted = !quoted;
+    if (!quoted && c == '[') ++depth;
+    if (!quoted && c == ']') --depth;
+    if (c == ',' && !quoted && depth == 0) {
+      if (!current.empty()) out.push_back(current);
+      current.clear();
+      continue;
+    }
+    if (!(c == ' ' && current.empty())) current += c;
+  }
+  if (!current.empty()) out.push_back(current);
+  return out;
+}
+
+}  // namespace provdb::cli

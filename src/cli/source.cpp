@@ -1,0 +1,174 @@
+// The two kinds of Source. The offline one opens each file on first use,
+// read-only and without creating anything; the online one is a tool client,
+// which the server does not count when it decides to shut itself down.
+#include "cli/source.hpp"
+
+#include <map>
+
+#include "client/client.hpp"
+#include "common/error.hpp"
+
+namespace provdb::cli {
+namespace fs = std::filesystem;
+namespace {
+
+constexpr const char* kAddressPrefix = "provider.address.";
+
+class OfflineSource : public Source {
+ public:
+  OfflineSource(fs::path dir, const DirState& state)
+      : dir_(std::move(dir)), shards_(state.shard_files), has_global_(state.global_file) {}
+
+  bool online() const override { return false; }
+  int num_shards() const override { return shards_; }
+
+  std::vector<std::string> list_collections(Target t) override {
+    if (t.global && !has_global_) return {};
+    return db(t).list_collections();
+  }
+  QueryResult query(Target t, std::string_view sql) override { return db(t).query(sql); }
+  std::vector<Record> filter(Target t, std::string_view c, std::string_view e) override {
+    return db(t).filter(c, e);
+  }
+  int64_t count(Target t, std::string_view c, std::string_view e) override {
+    return db(t).count(c, e);
+  }
+  int64_t size(Target t, std::string_view c) override { return db(t).size(c); }
+  std::vector<Record> all(Target t, std::string_view c) override { return db(t).all(c); }
+  std::optional<Record> fetch(Target t, std::string_view c, int64_t id) override {
+    auto found = db(t).fetch_multi(c, {id});
+    return found.empty() ? std::nullopt : found.front();
+  }
+
+ private:
+  storage::Database& db(Target t) {
+    const int key = t.global ? -1 : t.shard;
+    auto it = open_.find(key);
+    if (it != open_.end()) return *it->second;
+
+    const fs::path file =
+        dir_ / (t.global ? storage::GlobalFileName() : storage::ShardFileName(t.shard));
+    storage::Options options;
+    options.create = false;
+    options.read_only = true;
+    // Analysts read whole collections after a run; the defaults guard a
+    // live server, not a file on the analyst's own machine.
+    options.query_row_limit = std::size_t{1} << 40;
+    options.query_time_limit = std::chrono::hours(24);
+    auto db = std::make_unique<storage::Database>(file, options);
+    return *open_.emplace(key, std::move(db)).first->second;
+  }
+
+  fs::path dir_;
+  int shards_;
+  bool has_global_;
+  std::map<int, std::unique_ptr<storage::Database>> open_;
+};
+
+class OnlineSource : public Source {
+ public:
+  explicit OnlineSource(client::Client c) : client_(std::move(c)) {}
+
+  bool online() const override { return true; }
+  int num_shards() const override { return client_.num_shards(); }
+
+  std::vector<std::string> list_collections(Target t) override {
+    return db(t).list_collections();
+  }
+  QueryResult query(Target t, std::string_view sql) override { return db(t).query(sql); }
+  std::vector<Record> filter(Target t, std::string_view c, std::string_view e) override {
+    return db(t).collection(c).filter(e);
+  }
+  int64_t count(Target t, std::string_view c, std::string_view e) override {
+    return db(t).collection(c).count(e);
+  }
+  int64_t size(Target t, std::string_view c) override { return db(t).collection(c).size(); }
+  std::vector<Record> all(Target t, std::string_view c) override {
+    return db(t).collection(c).all();
+  }
+  std::optional<Record> fetch(Target t, std::string_view c, int64_t id) override {
+    auto found = db(t).collection(c).fetch_multi({id});
+    return found.empty() ? std::nullopt : found.front();
+  }
+
+ private:
+  client::Database& db(Target t) { return t.global ? client_.global() : client_.shard(t.shard); }
+
+  client::Client client_;
+};
+
+std::unique_ptr<Source> ConnectOnline(const fs::path& dir, const SourceOptions& options) {
+  client::ClientOptions co;
+  co.connect_timeout = options.timeout;
+  co.request_timeout = std::max(options.timeout, std::chrono::milliseconds(60'000));
+  co.query_row_limit = std::size_t{1} << 40;
+  try {
+    return std::make_unique<OnlineSource>(client::Client::ConnectTool(dir, co));
+  } catch (const Error& e) {
+    if (e.code() != ErrorCode::kTimeout && e.code() != ErrorCode::kUnavailable) throw;
+    throw Error(ErrorCode::kUnavailable,
+                "the server named by the address files in '" + dir.string() +
+                    "' does not answer (" + e.what() +
+                    "); if the run has ended, its server died without cleaning up: remove " +
+                    (dir / "provider.address.*").string() + " to query the files directly");
+  }
+}
+
+}  // namespace
+
+std::string Target::describe() const {
+  return global ? std::string("the global database") : "shard " + std::to_string(shard);
+}
+
+std::vector<Target> Source::shards() const {
+  std::vector<Target> out;
+  for (int k = 0; k < num_shards(); ++k) out.push_back(Target::Shard(k));
+  return out;
+}
+
+DirState InspectDir(const fs::path& dir) {
+  DirState state;
+  std::error_code ec;
+  state.exists = fs::is_directory(dir, ec);
+  if (!state.exists) return state;
+
+  for (const auto& entry : fs::directory_iterator(dir, ec)) {
+    const std::string name = entry.path().filename().string();
+    if (name.rfind(kAddressPrefix, 0) != 0) continue;
+    try {
+      state.live_instances.push_back(std::stoi(name.substr(std::string(kAddressPrefix).size())));
+    } catch (const std::exception&) {
+      // Not one of ours (for example an editor's backup file).
+    }
+  }
+  while (fs::exists(dir / storage::ShardFileName(state.shard_files), ec)) ++state.shard_files;
+  state.global_file = fs::exists(dir / storage::GlobalFileName(), ec);
+  return state;
+}
+
+std::unique_ptr<Source> OpenSource(const fs::path& dir, const SourceOptions& options) {
+  const DirState state = InspectDir(dir);
+  if (!state.exists) {
+    throw Error(ErrorCode::kNotFound,
+                "database directory '" + dir.string() +
+                    "' does not exist; give the --dir of a run (provdb replay --dir " +
+                    dir.string() + " makes one)");
+  }
+  if (state.live()) return ConnectOnline(dir, options);
+
+  if (options.require_online) {
+    throw Error(ErrorCode::kUnavailable,
+                "no server is running for '" + dir.string() +
+                    "' (no provider.address.* file there); start one with provdb serve --dir " +
+                    dir.string() + ", or drop --online to read the files directly");
+  }
+  if (state.shard_files == 0 && !state.global_file) {
+    throw Error(ErrorCode::kNotFound,
+                "'" + dir.string() +
+                    "' holds no provdb database (no provdb.<k>.sqlite files) and no server "
+                    "is running for it (no provider.address.* files); check --dir");
+  }
+  return std::make_unique<OfflineSource>(dir, state);
+}
+
+}  // namespace provdb::cli
