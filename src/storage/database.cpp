@@ -8,8 +8,12 @@
 
 #include <algorithm>
 #include <cctype>
+#include <condition_variable>
+#include <exception>
 #include <limits>
 #include <mutex>
+#include <stop_token>
+#include <thread>
 #include <unordered_map>
 
 #include "common/error.hpp"
@@ -30,6 +34,11 @@ constexpr int kBusyTimeoutMs = 10'000;
 constexpr int kProgressInterval = 1000;
 
 constexpr std::size_t kMaxNameLength = 64;
+
+// Batches at least this large are validated on a helper thread while the
+// writer inserts; below, a thread costs more than the overlap gains.
+constexpr std::size_t kPipelineMinDocs = 32;
+constexpr std::size_t kPipelineMinBytes = 256u << 10;
 
 std::string Quoted(std::string_view name) { return "\"" + std::string(name) + "\""; }
 
@@ -355,6 +364,64 @@ std::string ShardFileName(int shard) { return "provdb." + std::to_string(shard) 
 
 std::string GlobalFileName() { return "provdb.global.sqlite"; }
 
+// Prepares the documents of a batch in order on a helper thread, while the
+// caller consumes them. Get(i) waits until document i is ready and rethrows
+// the helper's error if a document up to i was refused.
+class PreparingStream {
+ public:
+  PreparingStream(const std::vector<std::string_view>& docs, std::vector<std::string> fields,
+                  std::size_t max_bytes)
+      : docs_(docs), fields_(std::move(fields)), max_bytes_(max_bytes), out_(docs.size()),
+        worker_([this](std::stop_token stop) { Run(stop); }) {}
+
+  const PreparedDocument& Get(std::size_t i) {
+    std::unique_lock lock(mutex_);
+    ready_cv_.wait(lock, [&] { return ready_ > i || error_ != nullptr; });
+    if (error_ != nullptr) std::rethrow_exception(error_);
+    return out_[i];
+  }
+
+ private:
+  // Documents are published in small groups: often enough that the consumer
+  // rarely waits, rarely enough that the lock costs nothing.
+  static constexpr std::size_t kPublishEvery = 8;
+
+  void Run(std::stop_token stop) {
+    const std::string of = " of " + std::to_string(docs_.size());
+    for (std::size_t i = 0; i < docs_.size() && !stop.stop_requested(); ++i) {
+      try {
+        out_[i] = PrepareDocument(docs_[i], fields_, max_bytes_,
+                                  "document " + std::to_string(i) + of);
+      } catch (...) {
+        std::lock_guard lock(mutex_);
+        error_ = std::current_exception();
+        ready_cv_.notify_all();
+        return;
+      }
+      if ((i + 1) % kPublishEvery == 0 || i + 1 == docs_.size()) {
+        std::lock_guard lock(mutex_);
+        ready_ = i + 1;
+        ready_cv_.notify_all();
+      }
+    }
+  }
+
+  const std::vector<std::string_view>& docs_;
+  const std::vector<std::string> fields_;
+  const std::size_t max_bytes_;
+  // Element i is written by the helper before ready_ passes i, and read by
+  // the consumer only after: the vector itself never changes size.
+  std::vector<PreparedDocument> out_;
+
+  std::mutex mutex_;
+  std::condition_variable ready_cv_;
+  std::size_t ready_ = 0;
+  std::exception_ptr error_;
+
+  // Last, so that it stops and joins before the members it uses go away.
+  std::jthread worker_;
+};
+
 // ---------------------------------------------------------------------------
 
 struct Database::Impl {
@@ -505,16 +572,16 @@ struct Database::Impl {
     }
   }
 
-  // Inserts prepared documents inside the caller's transaction.
-  std::vector<int64_t> Insert(Connection& conn, std::string_view name,
-                              std::vector<PreparedDocument>& docs) {
-    CollectionInfo info = RequireInfo(conn, name);
-    Reprepare(docs, info.indexed);
-
+  // Inserts `count` documents, the i-th given by get(i), inside the caller's
+  // transaction, with ids from info.next_id on.
+  template <typename GetFn>
+  std::vector<int64_t> InsertFrom(Connection& conn, std::string_view name, CollectionInfo& info,
+                                  std::size_t count, GetFn&& get) {
     std::vector<int64_t> ids;
-    ids.reserve(docs.size());
+    ids.reserve(count);
     sqlite3_stmt* insert = conn.Statement(InsertSql(name, info.indexed));
-    for (const PreparedDocument& doc : docs) {
+    for (std::size_t d = 0; d < count; ++d) {
+      const PreparedDocument& doc = get(d);
       Use stmt(insert);
       int64_t id = info.next_id++;
       sqlite3_bind_int64(*stmt, 1, id);
@@ -524,6 +591,34 @@ struct Database::Impl {
       ids.push_back(id);
     }
     SetNextId(conn, name, info.next_id);
+    return ids;
+  }
+
+  // Inserts prepared documents inside the caller's transaction.
+  std::vector<int64_t> Insert(Connection& conn, std::string_view name,
+                              std::vector<PreparedDocument>& docs) {
+    CollectionInfo info = RequireInfo(conn, name);
+    Reprepare(docs, info.indexed);
+    return InsertFrom(conn, name, info, docs.size(),
+                      [&](std::size_t d) -> const PreparedDocument& { return docs[d]; });
+  }
+
+  // Stores a large batch with validation on a helper thread running ahead of
+  // the inserts, so that parsing and SQL overlap. A bad document fails the
+  // transaction, which rolls back: the batch still stores nothing.
+  std::vector<int64_t> StorePipelined(std::string_view name,
+                                      const std::vector<std::string_view>& docs) {
+    CheckCollectionName(name);
+    std::lock_guard lock(writer_mutex);
+    Connection& conn = Writer();
+    Transaction txn(conn);
+    CollectionInfo info = RequireInfo(conn, name);
+
+    PreparingStream stream(docs, info.indexed, options.max_document_bytes);
+    std::vector<int64_t> ids = InsertFrom(
+        conn, name, info, docs.size(),
+        [&](std::size_t d) -> const PreparedDocument& { return stream.Get(d); });
+    txn.Commit();
     return ids;
   }
 
@@ -656,6 +751,7 @@ Database::Database(const std::filesystem::path& path, Options options)
   conn->Exec("PRAGMA journal_mode = WAL");
   conn->Exec(options.durability == Durability::kSafe ? "PRAGMA synchronous = FULL"
                                                      : "PRAGMA synchronous = NORMAL");
+  conn->Exec("PRAGMA cache_size = -65536");
   conn->Exec("PRAGMA application_id = " + std::to_string(kApplicationId));
   conn->Exec(
       "CREATE TABLE IF NOT EXISTS provdb_collections ("
@@ -785,6 +881,12 @@ int64_t Database::store(std::string_view collection, std::string_view json) {
 
 std::vector<int64_t> Database::store_multi(std::string_view collection,
                                            const std::vector<std::string_view>& docs) {
+  std::size_t bytes = 0;
+  for (std::string_view doc : docs) bytes += doc.size();
+  if (docs.size() >= kPipelineMinDocs && bytes >= kPipelineMinBytes) {
+    return impl_->StorePipelined(collection, docs);
+  }
+
   // Parsing happens before taking the writer, so that concurrent writers
   // only queue for the SQL.
   std::vector<PreparedBatch> batches(1);
