@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <future>
 
 #include <zmq_addon.hpp>
@@ -228,7 +229,12 @@ void Connection::Run() {
         {socket_.handle(), 0, socket_events, 0},
         {nullptr, wake_fd_, ZMQ_POLLIN, 0},
     };
-    zmq::poll(items, 2, wait);
+    try {
+      zmq::poll(items, 2, wait);
+    } catch (const zmq::error_t& e) {
+      if (e.num() != EINTR) throw;  // a signal handled elsewhere in the process
+      continue;
+    }
 
     if (items[1].revents & ZMQ_POLLIN) {
       uint64_t count = 0;
@@ -274,9 +280,12 @@ void Connection::ReceiveReplies() {
 
     if (reply.header.value("ok", false)) {
       request.done(&reply, nullptr);
-    } else {
-      request.done(nullptr, std::make_exception_ptr(protocol::ErrorFromHeader(reply.header)));
+      continue;
     }
+    Error error = protocol::ErrorFromHeader(reply.header);
+    // A stopping server refuses everything, a goodbye included.
+    if (error.code() == ErrorCode::kUnavailable) server_stopping_ = true;
+    request.done(nullptr, std::make_exception_ptr(error));
   }
 }
 

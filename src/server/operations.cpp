@@ -104,6 +104,9 @@ void ExecuteRead(storage::Database& db, Request& request, zmq::socket_t& replies
     SendReply(replies, request.identity, header, std::move(frames));
   } catch (const Error& e) {
     SendError(replies, request.identity, request.id, e);
+  } catch (const nlohmann::json::exception& e) {
+    SendError(replies, request.identity, request.id,
+              Error(ErrorCode::kProtocol, std::string("malformed request header: ") + e.what()));
   } catch (const std::exception& e) {
     SendError(replies, request.identity, request.id,
               Error(ErrorCode::kInternal,

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
 #include <csignal>
 #include <deque>
 #include <map>
@@ -229,7 +230,12 @@ std::string Server::Impl::Run() {
         {replies.handle(), 0, ZMQ_POLLIN, 0},
         {nullptr, wake_pipe[0], ZMQ_POLLIN, 0},
     };
-    zmq::poll(items, 3, parked ? std::chrono::milliseconds(5) : std::chrono::milliseconds(500));
+    try {
+      zmq::poll(items, 3, parked ? std::chrono::milliseconds(5) : std::chrono::milliseconds(500));
+    } catch (const zmq::error_t& e) {
+      // A stop signal interrupts the poll; the wake-up pipe says which.
+      if (e.num() != EINTR) throw;
+    }
 
     ForwardReplies();
 

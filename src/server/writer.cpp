@@ -198,6 +198,9 @@ void Writer::ApplyOther(Request& request) {
     SendReply(*replies_, request.identity, header);
   } catch (const Error& e) {
     SendError(*replies_, request.identity, request.id, e);
+  } catch (const nlohmann::json::exception& e) {
+    SendError(*replies_, request.identity, request.id,
+              Error(ErrorCode::kProtocol, std::string("malformed request header: ") + e.what()));
   } catch (const std::exception& e) {
     SendError(*replies_, request.identity, request.id,
               Error(ErrorCode::kInternal, std::string(protocol::OpName(request.op)) +
