@@ -282,7 +282,8 @@ void PrintNext(const ReplayArgs& a, const GlobalResults& global) {
   std::cout << "\nTry next:\n"
             << "  " << p << " anomalies --where 'fid = " << fid << "' --format table\n"
             << "  " << p << " --global func_stats --format table\n"
-            << "  " << p << " --sql 'SELECT func, count(*) AS n FROM anomalies GROUP BY func' \\\n"
+            << "  " << p << " --sql \"SELECT json_extract(doc, '$.func') AS func, count(*) AS n "
+               "FROM anomalies GROUP BY func\" \\\n"
             << "      --merge 'SELECT func, sum(n) AS n FROM result GROUP BY func "
                "ORDER BY n DESC LIMIT 5' --format table\n";
 }

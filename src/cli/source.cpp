@@ -65,36 +65,63 @@ class OfflineSource : public Source {
   std::map<int, std::unique_ptr<storage::Database>> open_;
 };
 
+// Rethrows a failure to reach the server with what to do about address
+// files left behind by a server that died.
+[[noreturn]] void ThrowUnreachable(const Error& e, const fs::path& dir) {
+  throw Error(ErrorCode::kUnavailable,
+              std::string(e.what()) + ". The server named by the address files in '" +
+                  dir.string() + "' does not answer; if the run has ended, the server died "
+                  "without cleaning up: remove " + (dir / "provider.address.*").string() +
+                  " to query the files directly");
+}
+
+// The client connects to each instance on first use, so any call may be the
+// one that finds the server gone.
 class OnlineSource : public Source {
  public:
-  explicit OnlineSource(client::Client c) : client_(std::move(c)) {}
+  OnlineSource(client::Client c, fs::path dir) : client_(std::move(c)), dir_(std::move(dir)) {}
 
   bool online() const override { return true; }
   int num_shards() const override { return client_.num_shards(); }
 
   std::vector<std::string> list_collections(Target t) override {
-    return db(t).list_collections();
+    return Call([&] { return db(t).list_collections(); });
   }
-  QueryResult query(Target t, std::string_view sql) override { return db(t).query(sql); }
+  QueryResult query(Target t, std::string_view sql) override {
+    return Call([&] { return db(t).query(sql); });
+  }
   std::vector<Record> filter(Target t, std::string_view c, std::string_view e) override {
-    return db(t).collection(c).filter(e);
+    return Call([&] { return db(t).collection(c).filter(e); });
   }
   int64_t count(Target t, std::string_view c, std::string_view e) override {
-    return db(t).collection(c).count(e);
+    return Call([&] { return db(t).collection(c).count(e); });
   }
-  int64_t size(Target t, std::string_view c) override { return db(t).collection(c).size(); }
+  int64_t size(Target t, std::string_view c) override {
+    return Call([&] { return db(t).collection(c).size(); });
+  }
   std::vector<Record> all(Target t, std::string_view c) override {
-    return db(t).collection(c).all();
+    return Call([&] { return db(t).collection(c).all(); });
   }
   std::optional<Record> fetch(Target t, std::string_view c, int64_t id) override {
-    auto found = db(t).collection(c).fetch_multi({id});
+    auto found = Call([&] { return db(t).collection(c).fetch_multi({id}); });
     return found.empty() ? std::nullopt : found.front();
   }
 
  private:
   client::Database& db(Target t) { return t.global ? client_.global() : client_.shard(t.shard); }
 
+  template <typename F>
+  auto Call(F&& f) -> decltype(f()) {
+    try {
+      return f();
+    } catch (const Error& e) {
+      if (e.code() != ErrorCode::kTimeout && e.code() != ErrorCode::kUnavailable) throw;
+      ThrowUnreachable(e, dir_);
+    }
+  }
+
   client::Client client_;
+  fs::path dir_;
 };
 
 std::unique_ptr<Source> ConnectOnline(const fs::path& dir, const SourceOptions& options) {
@@ -103,14 +130,10 @@ std::unique_ptr<Source> ConnectOnline(const fs::path& dir, const SourceOptions& 
   co.request_timeout = std::max(options.timeout, std::chrono::milliseconds(60'000));
   co.query_row_limit = std::size_t{1} << 40;
   try {
-    return std::make_unique<OnlineSource>(client::Client::ConnectTool(dir, co));
+    return std::make_unique<OnlineSource>(client::Client::ConnectTool(dir, co), dir);
   } catch (const Error& e) {
     if (e.code() != ErrorCode::kTimeout && e.code() != ErrorCode::kUnavailable) throw;
-    throw Error(ErrorCode::kUnavailable,
-                "the server named by the address files in '" + dir.string() +
-                    "' does not answer (" + e.what() +
-                    "); if the run has ended, its server died without cleaning up: remove " +
-                    (dir / "provider.address.*").string() + " to query the files directly");
+    ThrowUnreachable(e, dir);
   }
 }
 
