@@ -62,6 +62,7 @@ std::string CsvCell(const ojson& v) {
 }
 
 void WriteAligned(std::ostream& out, const Table& table) {
+  if (table.columns.empty()) return;
   std::vector<std::vector<std::string>> cells;
   std::vector<std::size_t> width(table.columns.size());
   for (std::size_t c = 0; c < table.columns.size(); ++c) width[c] = DisplayWidth(table.columns[c]);
@@ -73,9 +74,11 @@ void WriteAligned(std::ostream& out, const Table& table) {
     }
   }
 
+  // Left-aligned cells of the last column are not padded: no trailing blanks.
+  const std::size_t last = table.columns.size() - 1;
   auto pad = [&](const std::string& s, std::size_t c, bool right) {
     const std::string fill(width[c] - DisplayWidth(s), ' ');
-    out << (c > 0 ? "  " : "") << (right ? fill + s : s + fill);
+    out << (c > 0 ? "  " : "") << (right ? fill + s : c == last ? s : s + fill);
   };
   for (std::size_t c = 0; c < table.columns.size(); ++c) pad(table.columns[c], c, false);
   out << '\n';
