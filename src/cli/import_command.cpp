@@ -3,6 +3,7 @@
 // server must not be running on the directory: two writers on one file would
 // contend for its lock. Records are validated a batch at a time; a bad one
 // stops the import before anything of its batch is stored.
+#include <algorithm>
 #include <filesystem>
 #include <iostream>
 #include <map>
@@ -64,6 +65,15 @@ Destination OpenDestination(const ImportArgs& a) {
   if (a.global) {
     files.push_back(fs::path(a.dir) / storage::GlobalFileName());
   } else if (a.shard >= 0) {
+    // Shards are numbered without gaps; a lone provdb.3.sqlite would not be
+    // found by the query tools.
+    if (a.shard >= std::max(state.shard_files, 1)) {
+      throw Error(ErrorCode::kInvalidArgument,
+                  "'" + a.dir + "' has " + std::to_string(state.shard_files) +
+                      " shards, so there is no shard " + std::to_string(a.shard) +
+                      "; create them first (import --shards N) or choose a shard below " +
+                      std::to_string(std::max(state.shard_files, 1)));
+    }
     files.push_back(fs::path(a.dir) / storage::ShardFileName(a.shard));
   } else {
     for (int k = 0; k < ShardCount(a, state); ++k) {

@@ -161,7 +161,11 @@ void SendAll(std::vector<RankRun>& runs, const ReplayArgs& a, uint64_t total) {
   for (auto& t : threads) t.join();
   progress.finish();
   for (auto& run : runs) {
-    if (run.error) std::rethrow_exception(run.error);
+    if (!run.error) continue;
+    // Every rank leaves before the error is reported, so that the server
+    // is not kept waiting for their goodbyes.
+    for (auto& r : runs) r.client.reset();
+    std::rethrow_exception(run.error);
   }
 }
 
