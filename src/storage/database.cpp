@@ -40,6 +40,12 @@ constexpr std::size_t kMaxNameLength = 64;
 constexpr std::size_t kPipelineMinDocs = 32;
 constexpr std::size_t kPipelineMinBytes = 256u << 10;
 
+// WAL size, in pages, at which a background checkpoint is asked for (the
+// size at which SQLite would checkpoint on its own), and the size at which
+// the writer checkpoints itself because the background ones fall behind.
+constexpr int kWalCheckpointPages = 1000;
+constexpr int kWalWriterCheckpointPages = 20'000;
+
 std::string Quoted(std::string_view name) { return "\"" + std::string(name) + "\""; }
 
 std::string IndexName(std::string_view collection, std::string_view field) {
@@ -422,6 +428,73 @@ class PreparingStream {
   std::jthread worker_;
 };
 
+// Folds the WAL back into the database file on a thread of its own, so that
+// the writer never waits for a checkpoint's copying and syncing. The writer
+// asks for a checkpoint from its WAL hook after a commit; the checkpoint is
+// PASSIVE, so it never blocks the writer or readers either.
+class Checkpointer {
+ public:
+  explicit Checkpointer(std::filesystem::path path)
+      : path_(std::move(path)), worker_([this](std::stop_token stop) { Run(stop); }) {}
+
+  ~Checkpointer() {
+    worker_.request_stop();
+    wanted_cv_.notify_all();
+  }
+
+  void Request() {
+    {
+      std::lock_guard lock(mutex_);
+      wanted_ = true;
+    }
+    wanted_cv_.notify_one();
+  }
+
+ private:
+  void Run(std::stop_token stop) {
+    std::unique_ptr<Connection> conn;
+    while (true) {
+      {
+        std::unique_lock lock(mutex_);
+        wanted_cv_.wait(lock, stop, [&] { return wanted_; });
+        if (stop.stop_requested()) return;
+        wanted_ = false;
+      }
+
+      // A failed checkpoint (the disk is busy, a reader holds old frames)
+      // is left for the next request or for closing: nothing depends on it.
+      try {
+        if (conn == nullptr) conn = std::make_unique<Connection>(path_, SQLITE_OPEN_READWRITE);
+        sqlite3_wal_checkpoint_v2(conn->db(), nullptr, SQLITE_CHECKPOINT_PASSIVE, nullptr,
+                                  nullptr);
+      } catch (const Error&) {
+        conn.reset();
+      }
+    }
+  }
+
+  const std::filesystem::path path_;
+  std::mutex mutex_;
+  std::condition_variable_any wanted_cv_;
+  bool wanted_ = false;
+  // Last, so that it stops and joins before the members it uses go away.
+  std::jthread worker_;
+};
+
+// Called by SQLite on the writer's thread after each commit with the number
+// of pages in the WAL.
+int WalHook(void* checkpointer, sqlite3* db, const char*, int pages) {
+  if (pages >= kWalCheckpointPages) static_cast<Checkpointer*>(checkpointer)->Request();
+
+  // If the background checkpoints cannot keep up (readers pinning old
+  // frames, a slow disk), the writer does one itself so the WAL stays
+  // bounded.
+  if (pages >= kWalWriterCheckpointPages) {
+    sqlite3_wal_checkpoint_v2(db, nullptr, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
+  }
+  return SQLITE_OK;
+}
+
 // ---------------------------------------------------------------------------
 
 struct Database::Impl {
@@ -431,6 +504,7 @@ struct Database::Impl {
   // The writer connection, null when the database is opened read-only.
   std::mutex writer_mutex;
   std::unique_ptr<Connection> writer;
+  std::unique_ptr<Checkpointer> checkpointer;
 
   // Idle read-only connections. A reader takes one (or opens a new one) and
   // gives it back when done, so there are as many as the most concurrent
@@ -751,15 +825,19 @@ Database::Database(const std::filesystem::path& path, Options options)
   conn->Exec("PRAGMA journal_mode = WAL");
   conn->Exec(options.durability == Durability::kSafe ? "PRAGMA synchronous = FULL"
                                                      : "PRAGMA synchronous = NORMAL");
-  conn->Exec("PRAGMA cache_size = -65536");
+  // 16 MiB of page cache keeps the indexes of a busy collection in memory.
+  conn->Exec("PRAGMA cache_size = -16384");
   conn->Exec("PRAGMA application_id = " + std::to_string(kApplicationId));
   conn->Exec(
       "CREATE TABLE IF NOT EXISTS provdb_collections ("
       "name TEXT PRIMARY KEY, next_id INTEGER NOT NULL, indexed TEXT NOT NULL)");
+  impl_->checkpointer = std::make_unique<Checkpointer>(path);
+  sqlite3_wal_hook(conn->db(), WalHook, impl_->checkpointer.get());
   impl_->writer = std::move(conn);
 }
 
 Database::~Database() {
+  impl_->checkpointer.reset();
   impl_->idle_readers.clear();
   if (impl_->writer == nullptr) return;
 

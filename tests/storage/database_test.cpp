@@ -209,6 +209,31 @@ TEST_F(DatabaseTest, BadInputLeavesTheCollectionUnchanged) {
   EXPECT_EQ(db.store("c", "{}"), 2) << "refused input must not consume ids";
 }
 
+TEST_F(DatabaseTest, LargeBatchWithABadDocumentStoresNothing) {
+  // Large enough to be validated while it is inserted.
+  Database db(File());
+  db.create_collection("anomalies");
+  std::string doc = R"({"fid":1,"pad":")" + std::string(20'000, 'p') + "\"}";
+  std::vector<std::string_view> batch(200, doc);
+  batch[150] = R"({"fid":1,"pad":)";
+  try {
+    db.store_multi("anomalies", batch);
+    FAIL() << "a batch with an invalid document was stored";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kBadDocument);
+    EXPECT_NE(std::string(e.what()).find("document 150 of 200"), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(db.size("anomalies"), 0);
+  EXPECT_FALSE(db.last_record_id("anomalies").has_value());
+
+  batch[150] = doc;
+  auto ids = db.store_multi("anomalies", batch);
+  ASSERT_EQ(ids.size(), 200u);
+  EXPECT_EQ(ids.front(), 0);
+  EXPECT_EQ(ids.back(), 199);
+  EXPECT_EQ(db.count("anomalies", "fid = 1"), 200);
+}
+
 TEST_F(DatabaseTest, StoresBatchesOfSeveralCollections) {
   Database db(File());
   db.create_collection("anomalies");
