@@ -7,6 +7,10 @@
 // connection; reads (fetch, all, size, filter, query, list) run concurrently,
 // each on a read-only connection of its own taken from a pool, and never wait
 // for the writer (WAL mode). Every method may be called from any thread.
+// A Database also runs one thread of its own, which folds the WAL back into
+// the file in the background so that writers do not wait for checkpoints,
+// and store_multi() of a large batch validates it on a short-lived helper
+// thread while inserting.
 //
 // Layout in the file: a table per collection, named as the collection, with
 // columns "__id" (INTEGER PRIMARY KEY, the record id), "doc" (the JSON text as
@@ -115,14 +119,17 @@ class Database {
   std::vector<std::string> list_collections() const;
   // Throws kNotFound for an unknown collection.
   void drop_collection(std::string_view name);
-  // Adds an indexed field to a collection (filling it for stored records).
+  // Adds an indexed field to a collection (filling it for stored records);
+  // nothing happens if it is indexed already. Field names follow the rule of
+  // collection names and may not be "doc" or "__id" (kInvalidArgument).
   void create_index(std::string_view collection, std::string_view field);
   // The indexed fields of a collection, in column order.
   std::vector<std::string> indexed_fields(std::string_view collection) const;
 
   // --- writes ---
-  // Every write of documents validates them first; a refused document
-  // (kBadDocument) or an unknown collection (kNotFound) stores nothing.
+  // Every write of documents validates them all before it commits; a refused
+  // document (kBadDocument) or an unknown collection (kNotFound) stores
+  // nothing and consumes no record id.
   int64_t store(std::string_view collection, std::string_view json);
   std::vector<int64_t> store_multi(std::string_view collection,
                                    const std::vector<std::string_view>& docs);
@@ -164,10 +171,13 @@ class Database {
   int64_t count(std::string_view collection, std::string_view expression,
                 QueryLimits limits = {}) const;
   // One read-only SELECT (or WITH ... SELECT) over the tables of this
-  // database. Writes, ATTACH, PRAGMA and more than one statement are refused.
+  // database. Writes, ATTACH, PRAGMA and more than one statement are refused
+  // (kQueryRefused); a query running past its time limit or returning more
+  // rows than its row limit fails with kQueryLimit.
   QueryResult query(std::string_view sql, QueryLimits limits = {}) const;
 
-  // Folds the WAL into the database file now.
+  // Folds the WAL into the database file now, as far as readers allow
+  // (a passive checkpoint; closing does a complete one).
   void checkpoint();
 
  private:
