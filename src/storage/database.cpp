@@ -370,6 +370,8 @@ std::string ShardFileName(int shard) { return "provdb." + std::to_string(shard) 
 
 std::string GlobalFileName() { return "provdb.global.sqlite"; }
 
+namespace {
+
 // Prepares the documents of a batch in order on a helper thread, while the
 // caller consumes them. Get(i) waits until document i is ready and rethrows
 // the helper's error if a document up to i was refused.
@@ -494,6 +496,8 @@ int WalHook(void* checkpointer, sqlite3* db, const char*, int pages) {
   }
   return SQLITE_OK;
 }
+
+}  // namespace
 
 // ---------------------------------------------------------------------------
 
