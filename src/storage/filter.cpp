@@ -66,6 +66,9 @@ class Translator {
       : in_(expr), indexed_(indexed) {}
 
   std::string Run() {
+    if (NextNonSpace(0) == '\0') {
+      Fail(ErrorCode::kQuerySyntax, "the filter is empty; give a condition such as fid = 500");
+    }
     while (pos_ < in_.size()) Step();
     if (!parens_.empty()) {
       Fail(ErrorCode::kQuerySyntax, "a '(' is never closed");

@@ -75,6 +75,8 @@ TEST(Filter, ReportsSyntaxErrors) {
   EXPECT_EQ(CodeOf("(fid = 1"), ErrorCode::kQuerySyntax);
   EXPECT_EQ(CodeOf("fid = 1)"), ErrorCode::kQuerySyntax);
   EXPECT_EQ(CodeOf("a[x] = 1"), ErrorCode::kQuerySyntax);
+  EXPECT_EQ(CodeOf(""), ErrorCode::kQuerySyntax);
+  EXPECT_EQ(CodeOf("  \n"), ErrorCode::kQuerySyntax);
 }
 
 }  // namespace
