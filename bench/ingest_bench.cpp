@@ -21,6 +21,8 @@
 #include <filesystem>
 #include <fstream>
 #include <random>
+#include <sstream>
+#include <sys/resource.h>
 #include <string>
 #include <thread>
 #include <vector>
@@ -66,9 +68,30 @@ fs::path ScratchDir(const std::string& what) {
 
 double Seconds(Clock::duration d) { return std::chrono::duration<double>(d).count(); }
 
+// CPU time (user + system) of this process so far, in seconds.
+double ProcessCpuSeconds() {
+  rusage usage{};
+  ::getrusage(RUSAGE_SELF, &usage);
+  auto seconds = [](const timeval& t) {
+    return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_usec) / 1e6;
+  };
+  return seconds(usage.ru_utime) + seconds(usage.ru_stime);
+}
+
 // --- the embedded reference ---
 
-double EmbeddedRate(const Data& data) {
+double EmbeddedRate(const Data& data, int rounds) {
+  // The same batches as one client sends: up to kBatch documents of one
+  // collection.
+  std::vector<std::pair<std::string, std::vector<std::string_view>>> batches;
+  for (const auto& [name, json] : data.docs) {
+    if (batches.empty() || batches.back().first != name ||
+        batches.back().second.size() == kBatch) {
+      batches.emplace_back(name, std::vector<std::string_view>{});
+    }
+    batches.back().second.push_back(json);
+  }
+
   const fs::path dir = ScratchDir("embedded");
   double seconds = 0;
   {
@@ -77,25 +100,16 @@ double EmbeddedRate(const Data& data) {
       db.create_collection(name, true);
     }
     const auto start = Clock::now();
-    for (std::size_t i = 0; i < data.docs.size(); i += kBatch) {
-      const std::size_t end = std::min(data.docs.size(), i + kBatch);
-      // Batches never mix collections here: split where the collection changes.
-      std::size_t j = i;
-      while (j < end) {
-        std::size_t k = j;
-        std::vector<std::string_view> views;
-        while (k < end && data.docs[k].first == data.docs[j].first) {
-          views.push_back(data.docs[k].second);
-          ++k;
-        }
-        db.store_multi(data.docs[j].first, views);
-        j = k;
-      }
+    const double cpu0 = ProcessCpuSeconds();
+    for (int round = 0; round < rounds; ++round) {
+      for (const auto& [name, views] : batches) db.store_multi(name, views);
     }
     seconds = Seconds(Clock::now() - start);
+    std::printf("embedded store used %.2f s of CPU in %.2f s\n", ProcessCpuSeconds() - cpu0,
+                seconds);
   }
   fs::remove_all(dir);
-  return static_cast<double>(data.docs.size()) / seconds;
+  return static_cast<double>(data.docs.size()) * rounds / seconds;
 }
 
 // --- the server process ---
@@ -126,6 +140,21 @@ class Server {
     ::waitpid(pid_, &status, 0);
   }
 
+  // CPU time (user + system) the server process used so far, in seconds.
+  double CpuSeconds() const {
+    std::ifstream in("/proc/" + std::to_string(pid_) + "/stat");
+    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    // Fields after the command name, which is in parentheses: utime is the
+    // 12th and stime the 13th of them.
+    std::istringstream rest(text.substr(text.rfind(')') + 2));
+    std::string field;
+    double ticks = 0;
+    for (int i = 1; i <= 13 && rest >> field; ++i) {
+      if (i >= 12) ticks += std::stod(field);
+    }
+    return ticks / static_cast<double>(::sysconf(_SC_CLK_TCK));
+  }
+
   // Peak resident memory of the server process, in MiB (VmHWM).
   double PeakRssMiB() const {
     std::ifstream in("/proc/" + std::to_string(pid_) + "/status");
@@ -148,6 +177,8 @@ struct RunResult {
   std::size_t docs = 0;
   std::size_t bytes = 0;
   double peak_rss_mib = 0;
+  double server_cpu_s = 0;
+  double client_cpu_s = 0;
   std::vector<double> call_us;  // caller's time in each asynchronous store
 };
 
@@ -199,8 +230,12 @@ RunResult Ingest(const Data& data, int clients, int shards, int rounds) {
 
     start.arrive_and_wait();
     const auto t0 = Clock::now();
+    const double server_cpu0 = server.CpuSeconds();
+    const double client_cpu0 = ProcessCpuSeconds();
     for (auto& t : threads) t.join();
     result.seconds = Seconds(Clock::now() - t0);
+    result.server_cpu_s = server.CpuSeconds() - server_cpu0;
+    result.client_cpu_s = ProcessCpuSeconds() - client_cpu0;
     result.peak_rss_mib = server.PeakRssMiB();
     result.docs = data.docs.size() * rounds;
     result.bytes = data.bytes * rounds;
@@ -253,32 +288,46 @@ std::vector<double> AsyncCallCost(const Data& data, int bursts) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // --only C S: a single configuration (C clients, S shards); --skip-rss:
+  // no long run; --rss-rounds R: copies of the data set in the long run.
   int rss_rounds = 10;
+  int rounds = 3;
   bool skip_rss = false;
+  std::vector<int> client_counts{1, 4, 16};
+  std::vector<int> shard_counts{1, 2, 4};
   for (int i = 1; i < argc; ++i) {
     if (std::strcmp(argv[i], "--skip-rss") == 0) skip_rss = true;
-    if (std::strcmp(argv[i], "--rss-rounds") == 0 && i + 1 < argc) rss_rounds = std::stoi(argv[++i]);
+    if (std::strcmp(argv[i], "--rss-rounds") == 0 && i + 1 < argc) {
+      rss_rounds = std::stoi(argv[++i]);
+    }
+    if (std::strcmp(argv[i], "--rounds") == 0 && i + 1 < argc) rounds = std::stoi(argv[++i]);
+    if (std::strcmp(argv[i], "--only") == 0 && i + 2 < argc) {
+      client_counts = {std::stoi(argv[++i])};
+      shard_counts = {std::stoi(argv[++i])};
+    }
   }
 
   const Data data = LoadData();
   const double mb = static_cast<double>(data.bytes) / 1e6;
-  std::printf("data set: %zu documents, %.1f MB; batches of %zu documents\n\n", data.docs.size(),
-              mb, kBatch);
+  std::printf("data set: %zu documents, %.1f MB; batches of %zu documents; "
+              "each measurement stores the data set %d times\n\n",
+              data.docs.size(), mb, kBatch, rounds);
 
-  const double embedded = EmbeddedRate(data);
-  std::printf("embedded storage store_multi: %.0f docs/s, %.1f MB/s\n\n", embedded,
+  const double embedded = EmbeddedRate(data, rounds);
+  std::printf("embedded storage store_multi, one thread: %.0f docs/s, %.1f MB/s\n\n", embedded,
               embedded * mb / static_cast<double>(data.docs.size()));
 
   std::printf("| clients | shards | docs/s | MB/s | %% of embedded | server peak RSS MiB |"
-              " call median us | call p99 us |\n");
-  std::printf("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n");
-  for (int clients : {1, 4, 16}) {
-    for (int shards : {1, 2, 4}) {
-      const RunResult r = Ingest(data, clients, shards, 1);
+              " server CPU s | client CPU s | call median us | call p99 us |\n");
+  std::printf("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n");
+  for (int clients : client_counts) {
+    for (int shards : shard_counts) {
+      const RunResult r = Ingest(data, clients, shards, rounds);
       const double rate = static_cast<double>(r.docs) / r.seconds;
-      std::printf("| %d | %d | %.0f | %.1f | %.0f%% | %.0f | %.1f | %.1f |\n", clients, shards,
-                  rate, static_cast<double>(r.bytes) / 1e6 / r.seconds, 100 * rate / embedded,
-                  r.peak_rss_mib, Percentile(r.call_us, 0.5), Percentile(r.call_us, 0.99));
+      std::printf("| %d | %d | %.0f | %.1f | %.0f%% | %.0f | %.2f | %.2f | %.1f | %.1f |\n",
+                  clients, shards, rate, static_cast<double>(r.bytes) / 1e6 / r.seconds,
+                  100 * rate / embedded, r.peak_rss_mib, r.server_cpu_s, r.client_cpu_s,
+                  Percentile(r.call_us, 0.5), Percentile(r.call_us, 0.99));
       std::fflush(stdout);
     }
   }

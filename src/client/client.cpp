@@ -134,12 +134,14 @@ void Collection::store_multi_nowait(std::vector<std::string> docs) const {
   for (auto& doc : docs) payload.push_back(OwnedFrame(std::move(doc)));
 
   const std::string what = StoreWhat(docs.size(), database_, name_);
-  // The window outlives this call through the connection it belongs to.
-  auto conn = conn_;
+  // The callback holds the window, not the connection: it runs and is
+  // destroyed on the connection's own thread, which must never hold the last
+  // reference to its connection.
+  auto window = conn_->window();
   conn_->Submit(Header("store", database_, name_), std::move(payload), what,
-                [what, conn](Reply*, std::exception_ptr error) {
+                [what, window](Reply*, std::exception_ptr error) {
                   if (!error) return;
-                  conn->CountFailedSend();
+                  window->failed_sends.fetch_add(1);
                   try {
                     std::rethrow_exception(error);
                   } catch (const std::exception& e) {

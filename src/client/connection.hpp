@@ -78,7 +78,7 @@ class Connection {
 
   const std::string& endpoint() const { return endpoint_; }
   const ClientOptions& options() const { return options_; }
-  void CountFailedSend() { window_->failed_sends.fetch_add(1); }
+  const std::shared_ptr<Window>& window() const { return window_; }
 
   // Queues a request; `what` describes it in timeout messages ("store of 10
   // documents into 0/anomalies"). Waits for room in the window. `done` runs

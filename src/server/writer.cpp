@@ -10,6 +10,12 @@ using protocol::Op;
 
 namespace {
 
+// Bytes of queued requests folded into one transaction at most. Smaller than
+// the queue, so that a writer always has work queued behind the transaction
+// it runs, and the IO thread rarely finds the queue full; large enough that
+// the commit costs little beside the inserts.
+constexpr std::size_t kMaxFoldBytes = 4u << 20;
+
 nlohmann::json BoolArray(const std::vector<bool>& values) {
   nlohmann::json array = nlohmann::json::array();
   for (bool v : values) array.push_back(v);
@@ -68,8 +74,8 @@ void Writer::Run() {
   replies_ = &replies;
 
   while (true) {
-    // Take everything queued, up to one queue's worth, so that the IO thread
-    // can refill the queue while this transaction runs.
+    // Take what is queued, up to one fold's worth (at least one request), so
+    // that the IO thread can refill the queue while this transaction runs.
     std::vector<Request> taken;
     {
       std::unique_lock lock(mutex_);
@@ -78,7 +84,7 @@ void Writer::Run() {
 
       std::size_t bytes = 0;
       while (!queue_.empty() &&
-             (taken.empty() || bytes + queue_.front().bytes <= capacity_bytes_)) {
+             (taken.empty() || bytes + queue_.front().bytes <= kMaxFoldBytes)) {
         bytes += queue_.front().bytes;
         taken.push_back(std::move(queue_.front()));
         queue_.pop_front();
