@@ -11,6 +11,9 @@
 #include <functional>
 #include <thread>
 
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include "common/error.hpp"
 #include "temp_dir.hpp"
 
@@ -318,6 +321,9 @@ TEST_F(DatabaseTest, OpeningChecksTheFile) {
   Options no_create;
   no_create.create = false;
   EXPECT_EQ(CodeOf([&] { Database db(File(), no_create); }), ErrorCode::kNotFound);
+  Options read_only;
+  read_only.read_only = true;
+  EXPECT_EQ(CodeOf([&] { Database db(File(), read_only); }), ErrorCode::kNotFound);
   EXPECT_FALSE(std::filesystem::exists(File()));
 
   std::filesystem::create_directories(dir_ / "a-directory");
@@ -329,6 +335,43 @@ TEST_F(DatabaseTest, OpeningChecksTheFile) {
          << std::string(200, 'x');
   }
   EXPECT_EQ(CodeOf([&] { Database db(dir_ / "junk.sqlite"); }), ErrorCode::kStorage);
+}
+
+TEST_F(DatabaseTest, CommittedRecordsSurviveAKilledProcess) {
+  {
+    Database db(File());
+    db.create_collection("anomalies");
+    db.store("anomalies", R"({"fid":1})");
+  }
+
+  // The child stores and dies without closing: no destructor, no final
+  // checkpoint, the WAL left behind as after a crash.
+  pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    auto* db = new Database(File());
+    db->store_multi("anomalies", {R"({"fid":2})", R"({"fid":3})"});
+    _exit(0);
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(child, &status, 0), child);
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+
+  Database db(File());
+  EXPECT_EQ(db.size("anomalies"), 3);
+  EXPECT_EQ(db.count("anomalies", "fid = 3"), 1);
+  EXPECT_EQ(db.store("anomalies", "{}"), 3);
+}
+
+TEST_F(DatabaseTest, CheckpointFoldsTheWalIntoTheFile) {
+  Database db(File());
+  db.create_collection("c");
+  auto before = std::filesystem::file_size(File());
+  std::string doc = R"({"pad":")" + std::string(100'000, 'p') + "\"}";
+  db.store_multi("c", std::vector<std::string_view>(20, doc));
+  db.checkpoint();
+  EXPECT_GT(std::filesystem::file_size(File()), before + 2'000'000);
+  EXPECT_EQ(db.size("c"), 20);
 }
 
 TEST_F(DatabaseTest, SafeDurabilityOpensAndStores) {
