@@ -191,7 +191,11 @@ PreparedDocument PrepareDocument(std::string_view json, const std::vector<std::s
   simdjson::dom::element root;
   auto error = ThreadParser().parse(json.data(), json.size()).get(root);
   if (error != simdjson::SUCCESS) {
-    Refuse(which, std::string("not valid JSON (") + simdjson::error_message(error) + ")");
+    std::string why = std::string("not valid JSON (") + simdjson::error_message(error) + ")";
+    if (error == simdjson::NUMBER_ERROR) {
+      why += "; numbers must fit in a 64-bit integer or a double";
+    }
+    Refuse(which, why);
   }
   simdjson::dom::object object;
   if (root.get_object().get(object) != simdjson::SUCCESS) {

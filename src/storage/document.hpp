@@ -32,7 +32,9 @@ struct PreparedDocument {
 };
 
 // Checks that `json` is one JSON object of at most `max_bytes` bytes and pulls
-// out `fields`. Throws Error(kBadDocument) saying why it was refused; `which`
+// out `fields`. Limitation: numbers that fit neither a 64-bit integer nor a
+// double (123456789012345678901234567890, 1e400) are refused, although JSON
+// allows them. Throws Error(kBadDocument) saying why it was refused; `which`
 // (for example "document 3 of the batch") is put at the front of the message.
 PreparedDocument PrepareDocument(std::string_view json,
                                  const std::vector<std::string>& fields,
