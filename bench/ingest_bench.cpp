@@ -179,12 +179,13 @@ struct RunResult {
   double peak_rss_mib = 0;
   double server_cpu_s = 0;
   double client_cpu_s = 0;
-  std::vector<double> call_us;  // caller's time in each asynchronous store
+  std::vector<double> call_us;   // caller's time in each asynchronous store
+  std::vector<double> fetch_ms;  // latency of a tool's fetch during the ingest
 };
 
 // `clients` threads push `rounds` copies of the data set, split round-robin
 // between them, in asynchronous batches of kBatch.
-RunResult Ingest(const Data& data, int clients, int shards, int rounds) {
+RunResult Ingest(const Data& data, int clients, int shards, int rounds, bool probe_reads) {
   const fs::path dir = ScratchDir(std::to_string(clients) + "x" + std::to_string(shards));
   RunResult result;
   {
@@ -228,11 +229,31 @@ RunResult Ingest(const Data& data, int clients, int shards, int rounds) {
       });
     }
 
+    // A tool fetching one record every 20 ms while the ranks push: how long
+    // a read waits behind the ingest.
+    std::atomic<bool> ingesting{true};
+    std::thread prober;
+    if (probe_reads) {
+      connected[0]->database().collection("metadata").store("{}");
+      prober = std::thread([&] {
+        Client tool = Client::ConnectTool(dir);
+        auto metadata = tool.shard(0).collection("metadata");
+        while (ingesting) {
+          const auto t0 = Clock::now();
+          metadata.fetch(0);
+          result.fetch_ms.push_back(Seconds(Clock::now() - t0) * 1e3);
+          std::this_thread::sleep_for(std::chrono::milliseconds(20));
+        }
+      });
+    }
+
     start.arrive_and_wait();
     const auto t0 = Clock::now();
     const double server_cpu0 = server.CpuSeconds();
     const double client_cpu0 = ProcessCpuSeconds();
     for (auto& t : threads) t.join();
+    ingesting = false;
+    if (prober.joinable()) prober.join();
     result.seconds = Seconds(Clock::now() - t0);
     result.server_cpu_s = server.CpuSeconds() - server_cpu0;
     result.client_cpu_s = ProcessCpuSeconds() - client_cpu0;
@@ -322,7 +343,7 @@ int main(int argc, char** argv) {
   std::printf("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n");
   for (int clients : client_counts) {
     for (int shards : shard_counts) {
-      const RunResult r = Ingest(data, clients, shards, rounds);
+      const RunResult r = Ingest(data, clients, shards, rounds, false);
       const double rate = static_cast<double>(r.docs) / r.seconds;
       std::printf("| %d | %d | %.0f | %.1f | %.0f%% | %.0f | %.2f | %.2f | %.1f | %.1f |\n",
                   clients, shards, rate, static_cast<double>(r.bytes) / 1e6 / r.seconds,
@@ -338,12 +359,16 @@ int main(int argc, char** argv) {
               Percentile(cost, 0.5), Percentile(cost, 0.99), cost.size());
 
   if (!skip_rss) {
-    const RunResult r = Ingest(data, 16, 2, rss_rounds);
+    const RunResult r = Ingest(data, 16, 2, rss_rounds, true);
     std::printf("\n16 clients, 2 shards, data set pushed %d times (%.0f MB): %.0f docs/s, "
                 "%.1f MB/s, server peak RSS %.0f MiB\n",
                 rss_rounds, static_cast<double>(r.bytes) / 1e6,
                 static_cast<double>(r.docs) / r.seconds,
                 static_cast<double>(r.bytes) / 1e6 / r.seconds, r.peak_rss_mib);
+    std::printf("a tool's fetch of one record meanwhile: median %.1f ms, p99 %.1f ms, max %.1f ms"
+                " (%zu fetches)\n",
+                Percentile(r.fetch_ms, 0.5), Percentile(r.fetch_ms, 0.99),
+                Percentile(r.fetch_ms, 1.0), r.fetch_ms.size());
   }
   return 0;
 }

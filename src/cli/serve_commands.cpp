@@ -88,10 +88,11 @@ int RunStop(const std::string& dir, double timeout_s) {
   }
 
   int instances = 0;
+  int stopped = 0;
   {
     auto client = client::Client::ConnectTool(dir, ToolOptions(timeout_s));
     instances = client.num_instances();
-    client.stop_servers();
+    stopped = client.stop_servers();
   }
 
   // An instance is done when it has closed its databases and removed its
@@ -108,8 +109,8 @@ int RunStop(const std::string& dir, double timeout_s) {
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
   }
-  std::cout << "stopped " << instances << " instance" << (instances == 1 ? "" : "s") << " in "
-            << dir << "\n";
+  std::cout << "stopped " << stopped << " of " << instances << " instance"
+            << (instances == 1 ? "" : "s") << " in " << dir << "\n";
   return 0;
 }
 

@@ -193,8 +193,9 @@ std::vector<Record> Collection::filter(std::string_view expression) const {
   auto header = Header("filter", database_, name_);
   header["expr"] = std::string(expression);
   AddLimits(header, conn_->options());
-  auto reply = conn_->Call(std::move(header), {},
-                           "filter '" + std::string(expression) + "' on " + Label(database_, name_));
+  auto reply = conn_->Call(
+      std::move(header), {},
+      "filter '" + std::string(expression) + "' on " + Label(database_, name_));
   return Records(reply);
 }
 
@@ -505,7 +506,8 @@ nlohmann::json Client::status() {
   return all;
 }
 
-void Client::stop_servers() {
+int Client::stop_servers() {
+  int stopped = 0;
   for (int i = 0; i < num_instances(); ++i) {
     // An instance without an address file is not running: nothing to stop.
     std::error_code ec;
@@ -518,7 +520,9 @@ void Client::stop_servers() {
     }
     conn->Call(nlohmann::json{{"op", "stop"}}, {}, "stop of instance " + std::to_string(i));
     conn->ServerStopping();
+    ++stopped;
   }
+  return stopped;
 }
 
 void Client::disconnect() {

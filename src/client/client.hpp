@@ -156,9 +156,9 @@ class Client {
   // Status of every instance: a JSON array with one object per instance.
   nlohmann::json status();
   // Asks every running instance (those with an address file) to stop
-  // gracefully. Returns once each has acknowledged; the instance is done
-  // when its address file is gone.
-  void stop_servers();
+  // gracefully and returns how many were asked, once each has acknowledged.
+  // An instance is done when its address file is gone.
+  int stop_servers();
 
   // Says goodbye to every instance; later calls throw kUnavailable.
   void disconnect();

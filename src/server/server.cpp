@@ -35,9 +35,10 @@ using protocol::Op;
 
 namespace {
 
-// Per peer, messages ZeroMQ buffers before it stops reading that peer's TCP
-// connection; with the per-database queues this bounds the server's memory.
-constexpr int kRouterReceiveHwm = 32;
+// Per client, requests ZeroMQ buffers before it stops reading that client's
+// TCP connection. With the per-database queues this bounds the server's
+// memory: with many clients sending large batches, these buffers dominate.
+constexpr int kRouterReceiveHwm = 4;
 // Replies are bounded by each client's window of outstanding requests; this
 // only guards against a peer that never reads its replies.
 constexpr int kRouterSendHwm = 100'000;
