@@ -23,6 +23,13 @@ namespace {
 constexpr auto kIdlePoll = std::chrono::milliseconds(100);
 constexpr auto kGoodbyeTimeout = std::chrono::milliseconds(5000);
 
+bool IsReadRequest(const nlohmann::json& header) {
+  auto op = header.find("op");
+  if (op == header.end() || !op->is_string()) return false;
+  const auto parsed = protocol::ParseOp(op->get<std::string>());
+  return parsed && (protocol::IsRead(*parsed) || *parsed == protocol::Op::kStatus);
+}
+
 }  // namespace
 
 void Window::Acquire() {
@@ -55,29 +62,80 @@ Connection::Connection(zmq::context_t& context, std::string endpoint, std::strin
       socket_(context, zmq::socket_type::dealer) {
   // Requests in flight are bounded by the window, so ZeroMQ's own queues need
   // no limit of their own; replies may be large (a whole collection).
-  socket_.set(zmq::sockopt::sndhwm, 0);
-  socket_.set(zmq::sockopt::rcvhwm, 0);
-  socket_.set(zmq::sockopt::linger, 200);
-  try {
-    socket_.connect(endpoint_);
-  } catch (const zmq::error_t& e) {
-    throw Error(ErrorCode::kUnavailable, "cannot connect to '" + endpoint_ + "' read from " +
-                                             origin_ + ": " + e.what());
+  auto open = [&](zmq::socket_t& socket, const std::string& address) {
+    socket.set(zmq::sockopt::sndhwm, 0);
+    socket.set(zmq::sockopt::rcvhwm, 0);
+    socket.set(zmq::sockopt::linger, 200);
+    try {
+      socket.connect(address);
+    } catch (const zmq::error_t& e) {
+      throw Error(ErrorCode::kUnavailable, "cannot connect to '" + address + "' (from " +
+                                               origin_ + "): " + e.what());
+    }
+  };
+  const auto deadline = Clock::now() + connect_timeout;
+  auto left = [&] {
+    return std::max(std::chrono::milliseconds(1),
+                    std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()));
+  };
+
+  // The hellos run here, before the background thread exists, so that the
+  // sockets pass to it fully set up.
+  open(socket_, endpoint_);
+  nlohmann::json hello_header{
+      {"op", "hello"}, {"version", protocol::kVersion}, {"role", hello.role}};
+  if (hello.role == protocol::kRoleRank) hello_header["rank"] = hello.rank;
+  const nlohmann::json reply = Handshake(socket_, std::move(hello_header), left());
+
+  const std::string read_endpoint = reply.value("read_endpoint", std::string());
+  if (!read_endpoint.empty()) {
+    read_socket_ = std::make_unique<zmq::socket_t>(context, zmq::socket_type::dealer);
+    open(*read_socket_, read_endpoint);
+    Handshake(*read_socket_,
+              nlohmann::json{{"op", "hello"},
+                             {"version", protocol::kVersion},
+                             {"role", protocol::kRoleReader}},
+              left());
   }
 
   wake_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   if (wake_fd_ < 0) throw Error(ErrorCode::kInternal, "cannot create an eventfd");
   thread_ = std::thread([this] { Run(); });
+}
 
-  nlohmann::json header{{"op", "hello"}, {"version", protocol::kVersion}, {"role", hello.role}};
-  if (hello.role == protocol::kRoleRank) header["rank"] = hello.rank;
-  try {
-    CallWithTimeout(std::move(header), "hello", connect_timeout);
-  } catch (...) {
-    server_stopping_ = true;  // no goodbye to a server that never said hello
-    Close();
-    ::close(wake_fd_);
-    throw;
+nlohmann::json Connection::Handshake(zmq::socket_t& socket, nlohmann::json header,
+                                     std::chrono::milliseconds timeout) {
+  const uint64_t id = next_id_.fetch_add(1);
+  header["id"] = id;
+  const std::string text = protocol::DumpHeader(header);
+  socket.send(zmq::buffer(text), zmq::send_flags::none);
+
+  const auto deadline = Clock::now() + timeout;
+  while (true) {
+    const auto wait =
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+    zmq::pollitem_t item{socket.handle(), 0, ZMQ_POLLIN, 0};
+    if (wait.count() > 0) {
+      try {
+        zmq::poll(&item, 1, wait);
+      } catch (const zmq::error_t& e) {
+        if (e.num() != EINTR) throw;
+        continue;
+      }
+    }
+    if (!(item.revents & ZMQ_POLLIN)) {
+      throw Error(ErrorCode::kTimeout,
+                  "no reply from " + endpoint_ + " (address file " + origin_ + ") within " +
+                      std::to_string(timeout.count()) +
+                      " ms to hello; the server may be starting, stopped or unreachable");
+    }
+
+    std::vector<zmq::message_t> frames;
+    if (!zmq::recv_multipart(socket, std::back_inserter(frames))) continue;
+    auto reply = nlohmann::json::parse(frames.at(0).to_string_view(), nullptr, false);
+    if (!reply.is_object() || reply.value("id", uint64_t{0}) != id) continue;
+    if (!reply.value("ok", false)) throw protocol::ErrorFromHeader(reply);
+    return reply;
   }
 }
 
@@ -102,8 +160,9 @@ void Connection::Submit(nlohmann::json header, std::vector<zmq::message_t> paylo
     done(reply, error);
     window->Release();
   };
+  const bool to_reads = read_socket_ != nullptr && IsReadRequest(header);
   Enqueue(std::move(header), std::move(payload), std::move(what), std::move(release),
-          request_timeout_);
+          request_timeout_, to_reads);
 }
 
 Reply Connection::Call(nlohmann::json header, std::vector<zmq::message_t> payload,
@@ -122,7 +181,7 @@ Reply Connection::Call(nlohmann::json header, std::vector<zmq::message_t> payloa
 }
 
 Reply Connection::CallWithTimeout(nlohmann::json header, std::string what,
-                                  std::chrono::milliseconds timeout) {
+                                  std::chrono::milliseconds timeout, bool to_reads) {
   auto promise = std::make_shared<std::promise<Reply>>();
   auto future = promise->get_future();
   Enqueue(std::move(header), {}, std::move(what),
@@ -133,14 +192,16 @@ Reply Connection::CallWithTimeout(nlohmann::json header, std::string what,
               promise->set_value(std::move(*reply));
             }
           },
-          timeout);
+          timeout, to_reads);
   return future.get();
 }
 
 void Connection::Enqueue(nlohmann::json header, std::vector<zmq::message_t> payload,
-                         std::string what, Completion done, std::chrono::milliseconds timeout) {
+                         std::string what, Completion done, std::chrono::milliseconds timeout,
+                         bool to_reads) {
   Outgoing out;
   out.id = next_id_.fetch_add(1, std::memory_order_relaxed);
+  out.to_reads = to_reads;
   header["id"] = out.id;
   const std::string text = protocol::DumpHeader(header);
   out.frames.reserve(payload.size() + 1);
@@ -181,9 +242,11 @@ void Connection::Close() {
   }
 
   if (!server_stopping_ && thread_.joinable()) {
+    const auto timeout = std::min<std::chrono::milliseconds>(request_timeout_, kGoodbyeTimeout);
     try {
-      CallWithTimeout(nlohmann::json{{"op", "goodbye"}}, "goodbye",
-                      std::min<std::chrono::milliseconds>(request_timeout_, kGoodbyeTimeout));
+      const nlohmann::json goodbye{{"op", "goodbye"}};
+      if (read_socket_) CallWithTimeout(goodbye, "goodbye", timeout, /*to_reads=*/true);
+      CallWithTimeout(goodbye, "goodbye", timeout);
     } catch (const Error&) {
       // A server that is gone or stopping has nobody to say goodbye to.
     }
@@ -226,22 +289,24 @@ void Connection::Run() {
     }
     const short socket_events = ZMQ_POLLIN | (unsent_.empty() ? 0 : ZMQ_POLLOUT);
     zmq::pollitem_t items[] = {
-        {socket_.handle(), 0, socket_events, 0},
         {nullptr, wake_fd_, ZMQ_POLLIN, 0},
+        {socket_.handle(), 0, socket_events, 0},
+        {read_socket_ ? read_socket_->handle() : nullptr, 0, socket_events, 0},
     };
     try {
-      zmq::poll(items, 2, wait);
+      zmq::poll(items, read_socket_ ? 3 : 2, wait);
     } catch (const zmq::error_t& e) {
       if (e.num() != EINTR) throw;  // a signal handled elsewhere in the process
       continue;
     }
 
-    if (items[1].revents & ZMQ_POLLIN) {
+    if (items[0].revents & ZMQ_POLLIN) {
       uint64_t count = 0;
       [[maybe_unused]] auto got = ::read(wake_fd_, &count, sizeof(count));
       wake_pending_.store(false);
     }
-    ReceiveReplies();
+    ReceiveReplies(socket_);
+    if (read_socket_) ReceiveReplies(*read_socket_);
     ExpireRequests();
   }
 }
@@ -249,7 +314,8 @@ void Connection::Run() {
 void Connection::SendQueued() {
   while (!unsent_.empty()) {
     Outgoing& out = unsent_.front();
-    if (!zmq::send_multipart(socket_, out.frames, zmq::send_flags::dontwait)) return;
+    zmq::socket_t& socket = out.to_reads ? *read_socket_ : socket_;
+    if (!zmq::send_multipart(socket, out.frames, zmq::send_flags::dontwait)) return;
 
     in_flight_.emplace(out.id, InFlight{Clock::now() + out.timeout, std::move(out.what),
                                         std::move(out.done), out.timeout});
@@ -257,11 +323,11 @@ void Connection::SendQueued() {
   }
 }
 
-void Connection::ReceiveReplies() {
+void Connection::ReceiveReplies(zmq::socket_t& socket) {
   while (true) {
     Reply reply;
     std::vector<zmq::message_t> frames;
-    if (!zmq::recv_multipart(socket_, std::back_inserter(frames), zmq::recv_flags::dontwait)) {
+    if (!zmq::recv_multipart(socket, std::back_inserter(frames), zmq::recv_flags::dontwait)) {
       return;
     }
     if (frames.empty()) continue;

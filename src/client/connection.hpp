@@ -1,6 +1,8 @@
-// One client connection to one server instance: a DEALER socket owned by a
+// One client connection to one server instance: DEALER sockets owned by a
 // background thread, which sends the requests that API threads queue and
-// matches replies to them by request id.
+// matches replies to them by request id. Reads go to the instance's read
+// endpoint (told at hello), so that they are not held up when the instance
+// holds back writes; everything else goes to the main endpoint.
 //
 // Threads: Submit, Call and Close may be called from any thread. An API
 // thread builds a request's frames itself, puts them on a mutex-protected
@@ -98,6 +100,7 @@ class Connection {
  private:
   struct Outgoing {
     uint64_t id;
+    bool to_reads = false;  // sent on the read socket
     std::vector<zmq::message_t> frames;  // header, then payload
     std::string what;
     Completion done;
@@ -111,12 +114,16 @@ class Connection {
   };
 
   void Enqueue(nlohmann::json header, std::vector<zmq::message_t> payload, std::string what,
-               Completion done, std::chrono::milliseconds timeout);
+               Completion done, std::chrono::milliseconds timeout, bool to_reads);
   Reply CallWithTimeout(nlohmann::json header, std::string what,
-                        std::chrono::milliseconds timeout);
+                        std::chrono::milliseconds timeout, bool to_reads = false);
+  // Before the background thread starts: one request and its reply on
+  // `socket`, waiting at most `timeout`.
+  nlohmann::json Handshake(zmq::socket_t& socket, nlohmann::json header,
+                           std::chrono::milliseconds timeout);
   void Run();
   void SendQueued();
-  void ReceiveReplies();
+  void ReceiveReplies(zmq::socket_t& socket);
   void ExpireRequests();
   void FailAll(const std::string& why);
   void Wake();
@@ -128,6 +135,7 @@ class Connection {
   std::shared_ptr<Window> window_;
 
   zmq::socket_t socket_;
+  std::unique_ptr<zmq::socket_t> read_socket_;  // null when the server has none
   int wake_fd_ = -1;
   std::atomic<uint64_t> next_id_{1};
   std::atomic<bool> server_stopping_{false};

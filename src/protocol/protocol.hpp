@@ -69,6 +69,8 @@ bool IsRead(Op op);
 inline constexpr std::string_view kRoleRank = "rank";
 inline constexpr std::string_view kRoleParameterServer = "ps";
 inline constexpr std::string_view kRoleTool = "tool";
+// The second connection of a client, to the read endpoint told at hello.
+inline constexpr std::string_view kRoleReader = "reader";
 
 // The header of an error reply to request `id`.
 nlohmann::json ErrorHeader(uint64_t id, ErrorCode code, std::string_view message);

@@ -101,14 +101,14 @@ void ExecuteRead(storage::Database& db, Request& request, zmq::socket_t& replies
     nlohmann::json header = protocol::OkHeader(request.id);
     std::vector<zmq::message_t> frames;
     Execute(db, request, header, frames);
-    SendReply(replies, request.identity, header, std::move(frames));
+    SendReply(replies, request, header, std::move(frames));
   } catch (const Error& e) {
-    SendError(replies, request.identity, request.id, e);
+    SendError(replies, request, e);
   } catch (const nlohmann::json::exception& e) {
-    SendError(replies, request.identity, request.id,
+    SendError(replies, request,
               Error(ErrorCode::kProtocol, std::string("malformed request header: ") + e.what()));
   } catch (const std::exception& e) {
-    SendError(replies, request.identity, request.id,
+    SendError(replies, request,
               Error(ErrorCode::kInternal,
                     std::string(protocol::OpName(request.op)) + " failed: " + e.what()));
   }

@@ -3,24 +3,36 @@
 
 namespace provdb::server {
 
-void SendReply(zmq::socket_t& socket, const zmq::message_t& identity,
-               const nlohmann::json& header, std::vector<zmq::message_t> frames) {
-  zmq::message_t id_copy(identity.data(), identity.size());
-  socket.send(id_copy, zmq::send_flags::sndmore);
+void SendReply(zmq::socket_t& push, const Request& request, const nlohmann::json& header,
+               std::vector<zmq::message_t> frames) {
+  const auto route = static_cast<uint8_t>(request.route);
+  zmq::message_t route_frame(&route, 1);
+  push.send(route_frame, zmq::send_flags::sndmore);
+
+  zmq::message_t identity(request.identity.data(), request.identity.size());
+  push.send(identity, zmq::send_flags::sndmore);
 
   const std::string text = protocol::DumpHeader(header);
   zmq::message_t head(text.data(), text.size());
-  socket.send(head, frames.empty() ? zmq::send_flags::none : zmq::send_flags::sndmore);
+  push.send(head, frames.empty() ? zmq::send_flags::none : zmq::send_flags::sndmore);
 
   for (std::size_t i = 0; i < frames.size(); ++i) {
     const bool last = i + 1 == frames.size();
-    socket.send(frames[i], last ? zmq::send_flags::none : zmq::send_flags::sndmore);
+    push.send(frames[i], last ? zmq::send_flags::none : zmq::send_flags::sndmore);
   }
 }
 
-void SendError(zmq::socket_t& socket, const zmq::message_t& identity, uint64_t id,
-               const Error& error) {
-  SendReply(socket, identity, protocol::ErrorHeader(id, error.code(), error.what()));
+void SendError(zmq::socket_t& push, const Request& request, const Error& error) {
+  SendReply(push, request, protocol::ErrorHeader(request.id, error.code(), error.what()));
+}
+
+void SendDirect(zmq::socket_t& router, const zmq::message_t& identity,
+                const nlohmann::json& header) {
+  zmq::message_t id_copy(identity.data(), identity.size());
+  router.send(id_copy, zmq::send_flags::sndmore | zmq::send_flags::dontwait);
+  const std::string text = protocol::DumpHeader(header);
+  zmq::message_t head(text.data(), text.size());
+  router.send(head, zmq::send_flags::dontwait);
 }
 
 zmq::socket_t ConnectReplySocket(zmq::context_t& context) {

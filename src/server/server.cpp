@@ -1,7 +1,13 @@
-// The IO thread of a server instance: reads requests from the ROUTER socket,
+// The IO thread of a server instance: reads requests from the ROUTER sockets,
 // answers session requests (hello, goodbye, stop, status) itself, hands
 // writes to the database's writer and reads to the reader pool, forwards the
 // workers' replies, and runs the graceful stop.
+//
+// Two ROUTER sockets: the main one, in the address file, takes every
+// request; the read one, told to clients at hello, takes reads only. When a
+// write queue is full the IO thread stops reading the main socket (that is
+// the backpressure) but keeps reading the read socket, so that a query
+// during a flood of writes does not wait for the writers.
 #include "server/server.hpp"
 
 #include <fcntl.h>
@@ -13,6 +19,7 @@
 #include <deque>
 #include <map>
 #include <optional>
+#include <span>
 #include <vector>
 
 #include <spdlog/spdlog.h>
@@ -81,8 +88,10 @@ struct Server::Impl {
 
   zmq::context_t context{1};
   zmq::socket_t router{context, zmq::socket_type::router};
+  zmq::socket_t read_router{context, zmq::socket_type::router};
   zmq::socket_t replies{context, zmq::socket_type::pull};
   std::string endpoint;
+  std::string read_endpoint;
   fs::path address_file;
 
   std::vector<std::unique_ptr<Hosted>> hosted;
@@ -94,7 +103,7 @@ struct Server::Impl {
   std::atomic<const char*> requested_stop{nullptr};
 
   // IO thread only from here on.
-  std::map<std::string, Peer> peers;  // key: the ROUTER routing id
+  std::map<std::string, Peer> peers;  // key: route byte and ROUTER routing id
   int ranks_seen = 0;
   bool stopping = false;
   std::string stop_reason;
@@ -116,9 +125,10 @@ struct Server::Impl {
 
   std::string Run();
   void ForwardReplies();
-  void ReadRequests();
+  void ReadRequests(zmq::socket_t& socket, Route route);
   void RetryParked();
-  void HandleMessage(std::vector<zmq::message_t>& frames);
+  void HandleMessage(std::vector<zmq::message_t>& frames, Route route);
+  zmq::socket_t& RouterOf(Route route) { return route == Route::kReads ? read_router : router; }
   void Dispatch(Request& request);
   void HandleHello(Request& request);
   void HandleGoodbye(Request& request);
@@ -126,6 +136,7 @@ struct Server::Impl {
   void SubmitRead(ReaderPool::Task task);
   void BeginStop(const std::string& reason);
   void CheckAutoshutdown();
+  std::size_t ClientCount() const;
   void SampleRate();
   nlohmann::json StatusSnapshot();
   void Finish();
@@ -181,29 +192,34 @@ void Server::Impl::OpenDatabases() {
 }
 
 void Server::Impl::Bind() {
-  router.set(zmq::sockopt::maxmsgsize, static_cast<int64_t>(protocol::kMaxFrameBytes));
-  router.set(zmq::sockopt::rcvhwm, kRouterReceiveHwm);
-  router.set(zmq::sockopt::sndhwm, kRouterSendHwm);
-  router.set(zmq::sockopt::linger, 2000);
-
   const bool wildcard = options.address == "*" || options.address == "0.0.0.0";
   const std::string host = wildcard ? "*" : options.address;
-  const std::string port = options.port > 0 ? std::to_string(options.port) : "*";
-  const std::string requested = "tcp://" + host + ":" + port;
-  try {
-    router.bind(requested);
-  } catch (const zmq::error_t& e) {
-    throw Error(ErrorCode::kUnavailable, "cannot listen on " + requested + ": " + e.what() +
-                                             "; choose another --address or --port");
-  }
-  endpoint = router.get(zmq::sockopt::last_endpoint);
 
-  // A wildcard endpoint cannot be connected to; advertise the host name.
-  if (wildcard) {
-    char name[256] = {};
-    ::gethostname(name, sizeof(name) - 1);
-    endpoint = "tcp://" + std::string(name) + endpoint.substr(endpoint.rfind(':'));
-  }
+  auto bind = [&](zmq::socket_t& socket, const std::string& port) {
+    socket.set(zmq::sockopt::maxmsgsize, static_cast<int64_t>(protocol::kMaxFrameBytes));
+    socket.set(zmq::sockopt::rcvhwm, kRouterReceiveHwm);
+    socket.set(zmq::sockopt::sndhwm, kRouterSendHwm);
+    socket.set(zmq::sockopt::linger, 2000);
+
+    const std::string requested = "tcp://" + host + ":" + port;
+    try {
+      socket.bind(requested);
+    } catch (const zmq::error_t& e) {
+      throw Error(ErrorCode::kUnavailable, "cannot listen on " + requested + ": " + e.what() +
+                                               "; choose another --address or --port");
+    }
+    std::string bound = socket.get(zmq::sockopt::last_endpoint);
+
+    // A wildcard endpoint cannot be connected to; advertise the host name.
+    if (wildcard) {
+      char name[256] = {};
+      ::gethostname(name, sizeof(name) - 1);
+      bound = "tcp://" + std::string(name) + bound.substr(bound.rfind(':'));
+    }
+    return bound;
+  };
+  endpoint = bind(router, options.port > 0 ? std::to_string(options.port) : "*");
+  read_endpoint = bind(read_router, "*");
 
   replies.set(zmq::sockopt::rcvhwm, 0);
   replies.bind(kReplyEndpoint);
@@ -228,11 +244,12 @@ std::string Server::Impl::Run() {
     const bool parked = parked_write || parked_read;
     zmq::pollitem_t items[] = {
         {router.handle(), 0, static_cast<short>(parked ? 0 : ZMQ_POLLIN), 0},
+        {read_router.handle(), 0, static_cast<short>(parked_read ? 0 : ZMQ_POLLIN), 0},
         {replies.handle(), 0, ZMQ_POLLIN, 0},
         {nullptr, wake_pipe[0], ZMQ_POLLIN, 0},
     };
     try {
-      zmq::poll(items, 3, parked ? std::chrono::milliseconds(5) : std::chrono::milliseconds(500));
+      zmq::poll(items, 4, parked ? std::chrono::milliseconds(5) : std::chrono::milliseconds(500));
     } catch (const zmq::error_t& e) {
       // A stop signal interrupts the poll; the wake-up pipe says which.
       if (e.num() != EINTR) throw;
@@ -240,7 +257,7 @@ std::string Server::Impl::Run() {
 
     ForwardReplies();
 
-    if (items[2].revents & ZMQ_POLLIN) {
+    if (items[3].revents & ZMQ_POLLIN) {
       char drained[64];
       while (::read(wake_pipe[0], drained, sizeof(drained)) > 0) {
       }
@@ -248,7 +265,8 @@ std::string Server::Impl::Run() {
     }
 
     RetryParked();
-    if (!parked_write && !parked_read) ReadRequests();
+    if (!parked_read) ReadRequests(read_router, Route::kReads);
+    if (!parked_write && !parked_read) ReadRequests(router, Route::kMain);
     SampleRate();
 
     // Stop: once nothing waits for a queue, let the workers drain theirs.
@@ -275,18 +293,20 @@ void Server::Impl::ForwardReplies() {
       ++workers_done;
       continue;
     }
-    // A peer that left is silently skipped by the ROUTER.
-    zmq::send_multipart(router, frames, zmq::send_flags::dontwait);
+    // Drop the route frame; a peer that left is silently skipped by the ROUTER.
+    const auto route = static_cast<Route>(*frames[0].data<uint8_t>());
+    zmq::send_multipart(RouterOf(route), std::span(frames).subspan(1),
+                        zmq::send_flags::dontwait);
   }
 }
 
-void Server::Impl::ReadRequests() {
-  for (int i = 0; i < kBurst && !parked_write && !parked_read; ++i) {
+void Server::Impl::ReadRequests(zmq::socket_t& socket, Route route) {
+  for (int i = 0; i < kBurst && !parked_read && !(route == Route::kMain && parked_write); ++i) {
     std::vector<zmq::message_t> frames;
-    if (!zmq::recv_multipart(router, std::back_inserter(frames), zmq::recv_flags::dontwait)) {
+    if (!zmq::recv_multipart(socket, std::back_inserter(frames), zmq::recv_flags::dontwait)) {
       return;
     }
-    HandleMessage(frames);
+    HandleMessage(frames, route);
   }
 }
 
@@ -298,10 +318,11 @@ void Server::Impl::RetryParked() {
   if (parked_read && readers->TryPush(*parked_read)) parked_read.reset();
 }
 
-void Server::Impl::HandleMessage(std::vector<zmq::message_t>& frames) {
+void Server::Impl::HandleMessage(std::vector<zmq::message_t>& frames, Route route) {
   if (frames.empty()) return;
 
   Request request;
+  request.route = route;
   request.identity = std::move(frames[0]);
   try {
     if (frames.size() < 2) {
@@ -339,12 +360,22 @@ void Server::Impl::HandleMessage(std::vector<zmq::message_t>& frames) {
 
     Dispatch(request);
   } catch (const Error& e) {
-    SendError(router, request.identity, request.id, e);
+    SendDirect(RouterOf(route), request.identity,
+               protocol::ErrorHeader(request.id, e.code(), e.what()));
   } catch (const std::exception& e) {
-    SendError(router, request.identity, request.id,
-              Error(ErrorCode::kProtocol, std::string("malformed request: ") + e.what()));
+    SendDirect(RouterOf(route), request.identity,
+               protocol::ErrorHeader(request.id, ErrorCode::kProtocol,
+                                     std::string("malformed request: ") + e.what()));
   }
 }
+
+namespace {
+
+std::string PeerKey(const Request& request) {
+  return static_cast<char>(request.route) + std::string(request.identity.to_string_view());
+}
+
+}  // namespace
 
 void Server::Impl::Dispatch(Request& request) {
   switch (request.op) {
@@ -354,17 +385,23 @@ void Server::Impl::Dispatch(Request& request) {
       break;
   }
 
-  auto peer = peers.find(std::string(request.identity.to_string_view()));
+  auto peer = peers.find(PeerKey(request));
   if (peer == peers.end()) {
     throw Error(ErrorCode::kProtocol, "say hello first (protocol version " +
                                           std::to_string(protocol::kVersion) + ")");
+  }
+  if (request.route == Route::kReads && request.op != Op::kGoodbye &&
+      request.op != Op::kStatus && !protocol::IsRead(request.op)) {
+    throw Error(ErrorCode::kProtocol, "the read endpoint takes reads only; send " +
+                                          std::string(protocol::OpName(request.op)) +
+                                          " to the endpoint of the address file");
   }
 
   switch (request.op) {
     case Op::kGoodbye:
       return HandleGoodbye(request);
     case Op::kStop:
-      SendReply(router, request.identity, protocol::OkHeader(request.id));
+      SendDirect(router, request.identity, protocol::OkHeader(request.id));
       return BeginStop("stop requested by " + DescribePeer(peer->second));
     case Op::kStatus:
       return HandleStatus(request);
@@ -422,6 +459,15 @@ void Server::Impl::HandleHello(Request& request) {
   Peer peer;
   peer.role = HeaderString(header, "role");
   peer.since = Clock::now();
+  if (request.route == Route::kReads) {
+    // The read socket of a client that said hello on the main socket.
+    if (peer.role != protocol::kRoleReader) {
+      throw Error(ErrorCode::kProtocol, "only role 'reader' says hello on the read endpoint");
+    }
+    peers[PeerKey(request)] = peer;
+    SendDirect(read_router, request.identity, protocol::OkHeader(request.id));
+    return;
+  }
   if (peer.role == protocol::kRoleRank) {
     peer.rank = header.value("rank", -1);
     if (peer.rank < 0) throw Error(ErrorCode::kProtocol, "a rank's hello needs its \"rank\"");
@@ -429,14 +475,14 @@ void Server::Impl::HandleHello(Request& request) {
     throw Error(ErrorCode::kProtocol, "unknown role '" + peer.role + "' in hello");
   }
 
-  const std::string key(request.identity.to_string_view());
+  const std::string key = PeerKey(request);
   const bool known = peers.count(key) > 0;
   peers[key] = peer;
   if (!known && peer.role == protocol::kRoleRank) ++ranks_seen;
   // Tools (status, queries) come and go often; only ranks and the parameter
   // server are worth an operator's attention.
   const auto level = peer.role == protocol::kRoleTool ? spdlog::level::debug : spdlog::level::info;
-  if (!known) spdlog::log(level, "{} connected ({} clients)", DescribePeer(peer), peers.size());
+  if (!known) spdlog::log(level, "{} connected ({} clients)", DescribePeer(peer), ClientCount());
 
   nlohmann::json reply = protocol::OkHeader(request.id);
   reply["version"] = protocol::kVersion;
@@ -444,26 +490,32 @@ void Server::Impl::HandleHello(Request& request) {
   nlohmann::json names = nlohmann::json::array();
   for (const auto& h : hosted) names.push_back(h->name);
   reply["databases"] = std::move(names);
-  SendReply(router, request.identity, reply);
+  reply["read_endpoint"] = read_endpoint;
+  SendDirect(router, request.identity, reply);
 }
 
 void Server::Impl::HandleGoodbye(Request& request) {
-  const std::string key(request.identity.to_string_view());
-  auto it = peers.find(key);
-  const std::string who = DescribePeer(it->second);
-  const auto level =
-      it->second.role == protocol::kRoleTool ? spdlog::level::debug : spdlog::level::info;
+  auto it = peers.find(PeerKey(request));
+  const Peer peer = it->second;
   peers.erase(it);
-  spdlog::log(level, "{} left ({} clients)", who, peers.size());
+  SendDirect(RouterOf(request.route), request.identity, protocol::OkHeader(request.id));
+  if (peer.role == protocol::kRoleReader) return;
 
-  SendReply(router, request.identity, protocol::OkHeader(request.id));
+  const auto level = peer.role == protocol::kRoleTool ? spdlog::level::debug : spdlog::level::info;
+  spdlog::log(level, "{} left ({} clients)", DescribePeer(peer), ClientCount());
   CheckAutoshutdown();
+}
+
+std::size_t Server::Impl::ClientCount() const {
+  std::size_t count = 0;
+  for (const auto& [key, peer] : peers) count += peer.role != protocol::kRoleReader;
+  return count;
 }
 
 void Server::Impl::CheckAutoshutdown() {
   if (!options.autoshutdown || stopping || ranks_seen == 0) return;
   for (const auto& [key, peer] : peers) {
-    if (peer.role != protocol::kRoleTool) return;
+    if (peer.role == protocol::kRoleRank || peer.role == protocol::kRoleParameterServer) return;
   }
   BeginStop("every rank and the parameter server left");
 }
@@ -492,8 +544,10 @@ nlohmann::json Server::Impl::StatusSnapshot() {
   const auto now = Clock::now();
 
   nlohmann::json clients{{"rank", 0}, {"ps", 0}, {"tool", 0}};
-  for (const auto& [key, peer] : peers) clients[peer.role] = clients[peer.role].get<int>() + 1;
-  clients["total"] = peers.size();
+  for (const auto& [key, peer] : peers) {
+    if (peer.role != protocol::kRoleReader) clients[peer.role] = clients[peer.role].get<int>() + 1;
+  }
+  clients["total"] = ClientCount();
   clients["ranks_seen"] = ranks_seen;
 
   const uint64_t records = RecordsStored();
@@ -520,6 +574,7 @@ nlohmann::json Server::Impl::StatusSnapshot() {
   return {{"instance", options.instance},
           {"instances", options.num_instances},
           {"endpoint", endpoint},
+          {"read_endpoint", read_endpoint},
           {"pid", ::getpid()},
           {"uptime_s", duration<double>(now - started).count()},
           {"stopping", stopping},
@@ -548,9 +603,9 @@ void Server::Impl::HandleStatus(Request& request) {
       }
       nlohmann::json reply = protocol::OkHeader(shared->id);
       reply["status"] = std::move(*snapshot);
-      SendReply(out, shared->identity, reply);
+      SendReply(out, *shared, reply);
     } catch (const Error& e) {
-      SendError(out, shared->identity, shared->id, e);
+      SendError(out, *shared, e);
     }
   });
 }

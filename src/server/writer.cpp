@@ -140,7 +140,7 @@ void Writer::ApplyStores(std::vector<Request*>& stores) {
       batches.push_back({std::move(collection), std::move(prepared)});
       included.push_back(request);
     } catch (const Error& e) {
-      SendError(*replies_, request->identity, request->id, e);
+      SendError(*replies_, *request, e);
     }
   }
   stores.clear();
@@ -156,13 +156,13 @@ void Writer::ApplyStores(std::vector<Request*>& stores) {
     for (std::size_t i = 0; i < included.size(); ++i) {
       nlohmann::json header = protocol::OkHeader(included[i]->id);
       header["ids"] = std::move(ids[i]);
-      SendReply(*replies_, included[i]->identity, header);
+      SendReply(*replies_, *included[i], header);
     }
   } catch (const Error& e) {
-    for (Request* request : included) SendError(*replies_, request->identity, request->id, e);
+    for (Request* request : included) SendError(*replies_, *request, e);
   } catch (const std::exception& e) {
     const Error error(ErrorCode::kInternal, std::string("store failed: ") + e.what());
-    for (Request* request : included) SendError(*replies_, request->identity, request->id, error);
+    for (Request* request : included) SendError(*replies_, *request, error);
   }
 }
 
@@ -201,14 +201,14 @@ void Writer::ApplyOther(Request& request) {
       default:
         throw Error(ErrorCode::kInternal, "writer got a request that is not a write");
     }
-    SendReply(*replies_, request.identity, header);
+    SendReply(*replies_, request, header);
   } catch (const Error& e) {
-    SendError(*replies_, request.identity, request.id, e);
+    SendError(*replies_, request, e);
   } catch (const nlohmann::json::exception& e) {
-    SendError(*replies_, request.identity, request.id,
+    SendError(*replies_, request,
               Error(ErrorCode::kProtocol, std::string("malformed request header: ") + e.what()));
   } catch (const std::exception& e) {
-    SendError(*replies_, request.identity, request.id,
+    SendError(*replies_, request,
               Error(ErrorCode::kInternal, std::string(protocol::OpName(request.op)) +
                                               " failed: " + e.what()));
   }
