@@ -1,10 +1,10 @@
-// Child server processes, started with posix_spawn from /proc/self/exe so
-// that replay and server always come from the same build.
+// Child server processes, started from /proc/self/exe so that replay and
+// server always come from the same build.
 #include "cli/server_process.hpp"
 
 #include <fcntl.h>
 #include <signal.h>
-#include <spawn.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -16,8 +16,6 @@
 
 #include "common/error.hpp"
 
-extern char** environ;
-
 namespace provdb::cli {
 namespace fs = std::filesystem;
 namespace {
@@ -25,23 +23,31 @@ namespace {
 constexpr auto kPoll = std::chrono::milliseconds(20);
 
 pid_t Spawn(const std::vector<std::string>& args, const fs::path& log) {
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, log.c_str(),
-                                   O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  posix_spawn_file_actions_adddup2(&actions, STDOUT_FILENO, STDERR_FILENO);
-  posix_spawn_file_actions_addclose(&actions, STDIN_FILENO);
-
   std::vector<char*> argv;
   for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
   argv.push_back(nullptr);
+  const pid_t parent = ::getpid();
 
-  pid_t pid = -1;
-  const int rc = posix_spawn(&pid, args[0].c_str(), &actions, nullptr, argv.data(), environ);
-  posix_spawn_file_actions_destroy(&actions);
-  if (rc != 0) {
+  const pid_t pid = ::fork();
+  if (pid < 0) {
     throw Error(ErrorCode::kInternal,
-                "cannot start '" + args[0] + " serve': " + std::strerror(rc));
+                "cannot start '" + args[0] + " serve': " + std::strerror(errno));
+  }
+  if (pid == 0) {
+    // In the child only async-signal-safe calls until exec. The server gets
+    // SIGTERM (a graceful stop) if replay dies without saying goodbye, so
+    // that a killed replay never leaves a server waiting for its ranks.
+    const int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd >= 0) {
+      ::dup2(fd, STDOUT_FILENO);
+      ::dup2(fd, STDERR_FILENO);
+    }
+    const int null = ::open("/dev/null", O_RDONLY);
+    if (null >= 0) ::dup2(null, STDIN_FILENO);
+    ::prctl(PR_SET_PDEATHSIG, SIGTERM);
+    if (::getppid() != parent) ::_exit(1);
+    ::execv(argv[0], argv.data());
+    ::_exit(127);
   }
   return pid;
 }
