@@ -197,6 +197,26 @@ TEST(ServerRobustness, GarbageOnThePortDoesNotCrashTheServer) {
                                       "expr":"fid = 1","rows":"many"})"})),
             protocol_error);
 
+  // The read endpoint told at hello takes reads only, after its own hello.
+  const std::string read_endpoint = hello.value("read_endpoint", std::string());
+  ASSERT_FALSE(read_endpoint.empty()) << hello;
+  zmq::socket_t reader(context, zmq::socket_type::dealer);
+  reader.set(zmq::sockopt::rcvtimeo, 10'000);
+  reader.connect(read_endpoint);
+  EXPECT_EQ(Code(Exchange(reader, {R"({"id":1,"op":"size","db":"0","coll":"anomalies"})"})),
+            protocol_error);  // no hello yet
+  EXPECT_EQ(Code(Exchange(reader, {R"({"id":2,"op":"hello","version":1,"role":"rank",
+                                      "rank":0})"})),
+            protocol_error);  // only readers say hello here
+  EXPECT_TRUE(Exchange(reader, {R"({"id":3,"op":"hello","version":1,"role":"reader"})"})
+                  .value("ok", false));
+  EXPECT_EQ(Exchange(reader, {R"({"id":4,"op":"size","db":"0","coll":"anomalies"})"})["size"],
+            0);
+  EXPECT_EQ(Code(Exchange(reader, {R"({"id":5,"op":"store","db":"0","coll":"anomalies"})",
+                                   "{}"})),
+            protocol_error);
+  EXPECT_EQ(Code(Exchange(reader, {R"({"id":6,"op":"stop"})"})), protocol_error);
+
   // Still serving: a store through the client works, and the bad batch above
   // stored nothing.
   {
