@@ -4,7 +4,11 @@
 // and stops its own server.
 #include <gtest/gtest.h>
 
+#include <signal.h>
+
+#include <chrono>
 #include <filesystem>
+#include <thread>
 
 #include "cli_test_util.hpp"
 
@@ -125,6 +129,26 @@ TEST(ReplayTest, StartsAndStopsItsOwnServer) {
   const RunResult again = RunProvdb({"replay", "--dir", dir, "--ranks", "1"});
   EXPECT_EQ(again.exit_code, 1);
   EXPECT_NE(again.err.find("already holds"), std::string::npos) << again.err;
+}
+
+// A replay killed in the middle must not leave its server waiting for ranks
+// that will never say goodbye.
+TEST(ReplayTest, KilledReplayStopsItsServer) {
+  TempDir tmp;
+  const std::string dir = tmp / "run";
+  const pid_t replay = StartProvdb({"replay", "--dir", dir, "--ranks", "2", "--interval", "1"},
+                                   tmp.path() / "replay.log");
+  ASSERT_TRUE(WaitForFile(fs::path(dir) / "provider.address.0", 30));
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  ::kill(replay, SIGKILL);
+  EXPECT_EQ(WaitExit(replay, 10), -1);
+
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (fs::exists(fs::path(dir) / "provider.address.0") &&
+         std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  EXPECT_FALSE(fs::exists(fs::path(dir) / "provider.address.0"));
 }
 
 }  // namespace
