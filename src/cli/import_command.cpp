@@ -201,6 +201,12 @@ void ImportFile(const std::string& path, Importer& importer) {
 int RunImport(const ImportArgs& a) {
   storage::CheckCollectionName(a.collection);
   if (a.batch == 0) throw Error(ErrorCode::kInvalidArgument, "--batch must be at least 1");
+  for (const auto& f : a.files) {
+    std::error_code ec;
+    if (f != "-" && !fs::is_regular_file(f, ec)) {
+      throw Error(ErrorCode::kNotFound, "cannot read '" + f + "': no such file; check the path");
+    }
+  }
   Destination dest = OpenDestination(a);
 
   Progress progress("import", 0, "records");

@@ -220,50 +220,65 @@ void WriteDocuments(std::ostream& out, const std::vector<Document>& docs, Format
   WriteTable(out, table, format);
 }
 
+// A path is checked whole before it is followed, so that a malformed one is
+// reported even when the documents lack its first step.
 ojson ValueAtPath(const ojson& doc, std::string_view path) {
-  const ojson* at = &doc;
-  std::size_t i = 0;
+  struct Step {
+    std::string key;  // empty for an index
+    std::size_t index = 0;
+  };
   auto bad = [&](const std::string& why) {
     return Error(ErrorCode::kInvalidArgument,
                  "bad field path '" + std::string(path) + "': " + why +
                      "; write paths as a.b, a[0].b or \"name with spaces\"");
   };
 
+  std::vector<Step> steps;
+  std::size_t i = 0;
   while (i < path.size()) {
+    Step step;
     if (path[i] == '[') {
       const std::size_t close = path.find(']', i);
       if (close == std::string_view::npos) throw bad("unclosed [");
-      std::size_t index = 0;
-      try {
-        index = std::stoul(std::string(path.substr(i + 1, close - i - 1)));
-      } catch (const std::exception&) {
+      const std::string digits(path.substr(i + 1, close - i - 1));
+      if (digits.empty() || digits.find_first_not_of("0123456789") != std::string::npos) {
         throw bad("an index between [ and ] must be a number");
       }
+      step.index = std::stoul(digits);
       i = close + 1;
-      if (!at->is_array() || index >= at->size()) return nullptr;
-      at = &(*at)[index];
+    } else if (path[i] == '"') {
+      const std::size_t close = path.find('"', i + 1);
+      if (close == std::string_view::npos) throw bad("unclosed quote");
+      step.key = path.substr(i + 1, close - i - 1);
+      i = close + 1;
+      if (step.key.empty()) throw bad("empty field name");
     } else {
-      std::string key;
-      if (path[i] == '"') {
-        const std::size_t close = path.find('"', i + 1);
-        if (close == std::string_view::npos) throw bad("unclosed quote");
-        key = path.substr(i + 1, close - i - 1);
-        i = close + 1;
-      } else {
-        const std::size_t end = std::min(path.find_first_of(".[", i), path.size());
-        key = path.substr(i, end - i);
-        i = end;
-      }
-      if (key.empty()) throw bad("empty field name");
-      if (!at->is_object()) return nullptr;
-      auto it = at->find(key);
-      if (it == at->end()) return nullptr;
-      at = &*it;
+      const std::size_t end = std::min(path.find_first_of(".[", i), path.size());
+      step.key = path.substr(i, end - i);
+      i = end;
+      if (step.key.empty()) throw bad("empty field name");
     }
+    steps.push_back(std::move(step));
     if (i < path.size() && path[i] == '.') {
       ++i;
       if (i == path.size()) throw bad("ends with a dot");
+    } else if (i < path.size() && path[i] != '[') {
+      throw bad("expected . or [ after a name");
     }
+  }
+  if (steps.empty()) throw bad("empty path");
+
+  const ojson* at = &doc;
+  for (const auto& step : steps) {
+    if (step.key.empty()) {
+      if (!at->is_array() || step.index >= at->size()) return nullptr;
+      at = &(*at)[step.index];
+      continue;
+    }
+    if (!at->is_object()) return nullptr;
+    auto it = at->find(step.key);
+    if (it == at->end()) return nullptr;
+    at = &*it;
   }
   return *at;
 }

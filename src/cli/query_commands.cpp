@@ -204,6 +204,8 @@ int RunQuery(const QueryArgs& a) {
     WriteTable(std::cout, ProjectColumns(RunSql(*source, targets, a), fields), format);
     return 0;
   }
+  // Malformed paths are reported even when no document matches.
+  for (const auto& f : fields) ValueAtPath(nlohmann::ordered_json::object(), f);
   const auto holding = HoldingCollection(*source, targets, a);
   if (a.count) {
     WriteTable(std::cout, Counts(*source, holding, a), format);

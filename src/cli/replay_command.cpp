@@ -297,6 +297,10 @@ int RunReplay(ReplayArgs a) {
   Timings t;
   t.start = Clock::now();
 
+  // Use the servers of the directory if they run, else start our own.
+  const DirState state = InspectDir(a.dir);
+  if (!state.live()) CheckFreshDir(a, state);
+
   std::cerr << "Loading recorded records from " << a.data << " ...\n";
   const RecordedRun recorded = LoadRecordedRun(a.data);
   std::vector<RankRun> runs = PlanRanks(a, recorded);
@@ -304,15 +308,12 @@ int RunReplay(ReplayArgs a) {
   for (const auto& r : runs) total += r.source->record_count();
   t.load = Seconds(Clock::now() - t.start);
 
-  // Use the servers of the directory if they run, else start our own.
   fs::create_directories(a.dir);
-  const DirState state = InspectDir(a.dir);
   std::unique_ptr<ServerProcesses> servers;
   auto mark = Clock::now();
   if (state.live()) {
     std::cerr << "Using the server running in " << a.dir << "\n";
   } else {
-    CheckFreshDir(a, state);
     std::cerr << "Starting a server: " << a.shards << " shards, " << a.instances
               << " instance(s), files in " << a.dir << "\n";
     servers = std::make_unique<ServerProcesses>(a.dir, a.shards, a.instances);

@@ -102,6 +102,8 @@ TEST(PathTest, NestedFieldsAndIndexes) {
   EXPECT_TRUE(ValueAtPath(doc, "a.missing.deeper").is_null());
   EXPECT_TRUE(ValueAtPath(doc, "a.b[7]").is_null());
   EXPECT_THROW(ValueAtPath(doc, "a.b[x]"), Error);
+  EXPECT_THROW(ValueAtPath(doc, "missing["), Error);
+  EXPECT_THROW(ValueAtPath(doc, "a..b"), Error);
   EXPECT_EQ(SplitFields("a, b.c,d[0].e,\"x,y\""),
             (std::vector<std::string>{"a", "b.c", "d[0].e", "\"x,y\""}));
 }
