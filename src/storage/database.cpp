@@ -44,7 +44,7 @@ constexpr std::size_t kPipelineMinBytes = 256u << 10;
 // size at which SQLite would checkpoint on its own), and the size at which
 // the writer checkpoints itself because the background ones fall behind.
 constexpr int kWalCheckpointPages = 1000;
-constexpr int kWalWriterCheckpointPages = 20'000;
+constexpr int kWalWriterCheckpointPages = 10'000;
 
 std::string Quoted(std::string_view name) { return "\"" + std::string(name) + "\""; }
 
@@ -466,7 +466,12 @@ class Checkpointer {
       // A failed checkpoint (the disk is busy, a reader holds old frames)
       // is left for the next request or for closing: nothing depends on it.
       try {
-        if (conn == nullptr) conn = std::make_unique<Connection>(path_, SQLITE_OPEN_READWRITE);
+        if (conn == nullptr) {
+          conn = std::make_unique<Connection>(path_, SQLITE_OPEN_READWRITE);
+          // A connection finds out that the file is in WAL mode only when it
+          // first reads it; until then a checkpoint on it does nothing.
+          conn->Exec("SELECT count(*) FROM sqlite_master");
+        }
         sqlite3_wal_checkpoint_v2(conn->db(), nullptr, SQLITE_CHECKPOINT_PASSIVE, nullptr,
                                   nullptr);
       } catch (const Error&) {

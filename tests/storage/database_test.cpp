@@ -374,6 +374,25 @@ TEST_F(DatabaseTest, CheckpointFoldsTheWalIntoTheFile) {
   EXPECT_EQ(db.size("c"), 20);
 }
 
+TEST_F(DatabaseTest, WalIsFoldedBackInTheBackground) {
+  Database db(File());
+  db.create_collection("c");
+  std::string doc = R"({"pad":")" + std::string(100'000, 'p') + "\"}";
+  // About 8 MB in small commits: past the WAL size that asks for a
+  // checkpoint, with nobody calling checkpoint().
+  for (int i = 0; i < 80; ++i) db.store("c", doc);
+
+  // The background thread copies pages into the file while the database
+  // stays open; wait for it generously, this is no timing test.
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (std::filesystem::file_size(File()) < 2'000'000 &&
+         std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_GE(std::filesystem::file_size(File()), 2'000'000u);
+  EXPECT_EQ(db.size("c"), 80);
+}
+
 TEST_F(DatabaseTest, SafeDurabilityOpensAndStores) {
   Options safe;
   safe.durability = Durability::kSafe;
