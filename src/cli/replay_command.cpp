@@ -201,9 +201,17 @@ struct Timings {
   double shutdown = 0;
 };
 
-// Prints the records per collection per shard and returns whether they are
-// what the ranks sent.
-bool PrintCounts(Source& source, const std::vector<RankRun>& runs) {
+struct StoredCounts {
+  Table table;
+  int shards = 0;
+  bool match = true;
+  std::string verdict;
+};
+
+// The records per collection per shard, and whether they are what the ranks
+// sent. Read while the ranks are still connected: a server that was already
+// running may shut itself down as soon as they leave.
+StoredCounts CountStored(Source& source, const std::vector<RankRun>& runs) {
   const char* names[] = {"anomalies", "normalexecs", "metadata"};
   const int shards = source.num_shards();
   std::vector<std::array<int64_t, 3>> sent(static_cast<std::size_t>(shards), {0, 0, 0});
@@ -216,11 +224,13 @@ bool PrintCounts(Source& source, const std::vector<RankRun>& runs) {
     }
   }
 
-  Table table;
+  StoredCounts out;
+  out.shards = shards;
+  Table& table = out.table;
   table.columns = {"shard", "anomalies", "normalexecs", "metadata"};
   std::array<int64_t, 3> total{0, 0, 0};
   std::array<int64_t, 3> expected{0, 0, 0};
-  bool match = true;
+  bool& match = out.match;
   for (const auto& t : source.shards()) {
     auto& row = table.rows.emplace_back();
     row.push_back(t.shard);
@@ -233,15 +243,18 @@ bool PrintCounts(Source& source, const std::vector<RankRun>& runs) {
     }
   }
   table.rows.push_back({"all", total[0], total[1], total[2]});
-  std::cout << "\nRecords stored, per shard:\n\n";
-  WriteTable(std::cout, table, Format::kTable);
-  std::cout << "\n" << (match ? "Stored counts match what the ranks sent." :
-                        "The stored counts differ from what the ranks sent (" +
+  out.verdict = match ? "Stored counts match what the ranks sent."
+                      : "The stored counts differ from what the ranks sent (" +
                             std::to_string(expected[0]) + " anomalies, " +
                             std::to_string(expected[1]) + " normal executions, " +
-                            std::to_string(expected[2]) + " metadata).")
-            << "\n";
-  return match;
+                            std::to_string(expected[2]) + " metadata).";
+  return out;
+}
+
+void PrintCounts(const StoredCounts& counts) {
+  std::cout << "\nRecords stored, per shard:\n\n";
+  WriteTable(std::cout, counts.table, Format::kTable);
+  std::cout << "\n" << counts.verdict << "\n";
 }
 
 void PrintTopFunctions(const GlobalResults& global) {
@@ -267,14 +280,14 @@ void PrintTimings(const Timings& t, uint64_t records, uint64_t bytes) {
   std::fflush(stdout);
 }
 
-void PrintFiles(const ReplayArgs& a, const Source& source, const std::vector<fs::path>& logs) {
+void PrintFiles(const ReplayArgs& a, int shards, const std::vector<fs::path>& logs) {
   std::cout << "\nFiles in " << a.dir << ":\n";
   std::error_code ec;
   auto show = [&](const fs::path& p) {
     const auto size = fs::file_size(p, ec);
     std::printf("  %-40s %8.1f MB\n", p.string().c_str(), ec ? 0.0 : size / 1e6);
   };
-  for (int k = 0; k < source.num_shards(); ++k) show(fs::path(a.dir) / storage::ShardFileName(k));
+  for (int k = 0; k < shards; ++k) show(fs::path(a.dir) / storage::ShardFileName(k));
   show(fs::path(a.dir) / storage::GlobalFileName());
   for (const auto& l : logs) std::cout << "  " << l.string() << "  (server log)\n";
 }
@@ -334,6 +347,8 @@ int RunReplay(ReplayArgs a) {
   const GlobalResults global = WriteGlobal(*ps, runs);
   t.global = Seconds(Clock::now() - mark);
 
+  const StoredCounts counts = CountStored(*OpenSource(a.dir), runs);
+
   mark = Clock::now();
   uint64_t bytes = 0;
   for (auto& r : runs) {
@@ -346,17 +361,16 @@ int RunReplay(ReplayArgs a) {
 
   std::cout << "\nprovdb replay: " << a.ranks << " ranks, records of " << recorded.ranks.size()
             << " recorded ranks from " << a.data << "\n";
-  auto source = OpenSource(a.dir);
-  const bool match = PrintCounts(*source, runs);
+  PrintCounts(counts);
   std::cout << "Global database: " << global.func_stats.size() << " func_stats, "
             << global.counter_stats.size() << " counter_stats, " << global.ad_model.size()
             << " ad_model records.\n";
   PrintTimings(t, total, bytes);
   PrintTopFunctions(global);
-  PrintFiles(a, *source, servers ? servers->logs() : std::vector<fs::path>{});
+  PrintFiles(a, counts.shards, servers ? servers->logs() : std::vector<fs::path>{});
   PrintNext(a, global);
   // Against a server that already held records the counts cannot match.
-  return match || !servers ? 0 : 1;
+  return counts.match || !servers ? 0 : 1;
 }
 
 }  // namespace

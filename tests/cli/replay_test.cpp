@@ -131,6 +131,23 @@ TEST(ReplayTest, StartsAndStopsItsOwnServer) {
   EXPECT_NE(again.err.find("already holds"), std::string::npos) << again.err;
 }
 
+// A server started by the user shuts itself down when the replay's ranks
+// leave; the summary must not depend on it still being there.
+TEST(ReplayTest, UsesARunningServerThatStopsAfterIt) {
+  TempDir tmp;
+  const std::string dir = tmp / "run";
+  fs::create_directories(dir);
+  const pid_t server =
+      StartProvdb({"serve", "--dir", dir, "--shards", "3"}, tmp.path() / "serve.log");
+  ASSERT_TRUE(WaitForFile(fs::path(dir) / "provider.address.0", 30));
+
+  const RunResult r = RunProvdb({"replay", "--dir", dir, "--ranks", "2"});
+  ASSERT_EQ(r.exit_code, 0) << r.err << r.out;
+  EXPECT_NE(r.err.find("Using the server running in"), std::string::npos) << r.err;
+  EXPECT_NE(r.out.find("Stored counts match what the ranks sent."), std::string::npos) << r.out;
+  EXPECT_EQ(WaitExit(server, 60), 0);
+}
+
 // A replay killed in the middle must not leave its server waiting for ranks
 // that will never say goodbye.
 TEST(ReplayTest, KilledReplayStopsItsServer) {
