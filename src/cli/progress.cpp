@@ -79,9 +79,7 @@ void Progress::draw(bool final) {
   } else {
     line += WithThousands(done);
   }
-  char tail[64];
-  std::snprintf(tail, sizeof tail, " %s, %.0f/s", unit_.c_str(), rate);
-  line += tail;
+  line += " " + unit_ + ", " + WithThousands(static_cast<uint64_t>(rate)) + "/s";
 
   // On a terminal the line is redrawn in place; the final draw ends it.
   if (tty_) {

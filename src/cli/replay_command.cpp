@@ -7,14 +7,14 @@
 // Threads: the main thread loads the records, starts and stops everything and
 // prints the summary; rank threads only read the shared records and write
 // their own tally and client; the Progress thread draws.
-#include <atomic>
+#include <array>
 #include <chrono>
+#include <cstdio>
 #include <deque>
 #include <exception>
 #include <filesystem>
 #include <iostream>
 #include <memory>
-#include <optional>
 #include <thread>
 
 #include "cli/commands.hpp"
