@@ -23,6 +23,20 @@ namespace {
 constexpr auto kIdlePoll = std::chrono::milliseconds(100);
 constexpr auto kGoodbyeTimeout = std::chrono::milliseconds(5000);
 
+// Watches `socket` for lost connections; returns the socket the events come
+// on. Must run on the thread that owns `socket`.
+std::unique_ptr<zmq::socket_t> WatchDisconnects(zmq::context_t& context, zmq::socket_t& socket) {
+  static std::atomic<uint64_t> counter{0};
+  const std::string address = "inproc://provdb-client-monitor-" + std::to_string(counter++);
+  if (zmq_socket_monitor(socket.handle(), address.c_str(), ZMQ_EVENT_DISCONNECTED) != 0) {
+    throw Error(ErrorCode::kInternal, "cannot monitor a client socket: " +
+                                          std::string(zmq_strerror(zmq_errno())));
+  }
+  auto monitor = std::make_unique<zmq::socket_t>(context, zmq::socket_type::pair);
+  monitor->connect(address);
+  return monitor;
+}
+
 bool IsReadRequest(const nlohmann::json& header) {
   auto op = header.find("op");
   if (op == header.end() || !op->is_string()) return false;
@@ -82,6 +96,7 @@ Connection::Connection(zmq::context_t& context, std::string endpoint, std::strin
   // The hellos run here, before the background thread exists, so that the
   // sockets pass to it fully set up.
   open(socket_, endpoint_);
+  monitor_ = WatchDisconnects(context, socket_);
   nlohmann::json hello_header{
       {"op", "hello"}, {"version", protocol::kVersion}, {"role", hello.role}};
   if (hello.role == protocol::kRoleRank) hello_header["rank"] = hello.rank;
@@ -91,6 +106,7 @@ Connection::Connection(zmq::context_t& context, std::string endpoint, std::strin
   if (!read_endpoint.empty()) {
     read_socket_ = std::make_unique<zmq::socket_t>(context, zmq::socket_type::dealer);
     open(*read_socket_, read_endpoint);
+    read_monitor_ = WatchDisconnects(context, *read_socket_);
     Handshake(*read_socket_,
               nlohmann::json{{"op", "hello"},
                              {"version", protocol::kVersion},
@@ -258,6 +274,10 @@ void Connection::Close() {
   }
   Wake();
   if (thread_.joinable() && thread_.get_id() != std::this_thread::get_id()) thread_.join();
+
+  // The background thread is gone, so this thread may touch its sockets.
+  zmq_socket_monitor(socket_.handle(), nullptr, 0);
+  if (read_socket_) zmq_socket_monitor(read_socket_->handle(), nullptr, 0);
 }
 
 void Connection::Run() {
@@ -290,11 +310,13 @@ void Connection::Run() {
     const short socket_events = ZMQ_POLLIN | (unsent_.empty() ? 0 : ZMQ_POLLOUT);
     zmq::pollitem_t items[] = {
         {nullptr, wake_fd_, ZMQ_POLLIN, 0},
+        {monitor_->handle(), 0, ZMQ_POLLIN, 0},
         {socket_.handle(), 0, socket_events, 0},
         {read_socket_ ? read_socket_->handle() : nullptr, 0, socket_events, 0},
+        {read_monitor_ ? read_monitor_->handle() : nullptr, 0, ZMQ_POLLIN, 0},
     };
     try {
-      zmq::poll(items, read_socket_ ? 3 : 2, wait);
+      zmq::poll(items, read_socket_ ? 5 : 3, wait);
     } catch (const zmq::error_t& e) {
       if (e.num() != EINTR) throw;  // a signal handled elsewhere in the process
       continue;
@@ -307,6 +329,8 @@ void Connection::Run() {
     }
     ReceiveReplies(socket_);
     if (read_socket_) ReceiveReplies(*read_socket_);
+    if (items[1].revents & ZMQ_POLLIN) ConnectionLost(*monitor_, false);
+    if (read_socket_ && (items[4].revents & ZMQ_POLLIN)) ConnectionLost(*read_monitor_, true);
     ExpireRequests();
   }
 }
@@ -317,8 +341,8 @@ void Connection::SendQueued() {
     zmq::socket_t& socket = out.to_reads ? *read_socket_ : socket_;
     if (!zmq::send_multipart(socket, out.frames, zmq::send_flags::dontwait)) return;
 
-    in_flight_.emplace(out.id, InFlight{Clock::now() + out.timeout, std::move(out.what),
-                                        std::move(out.done), out.timeout});
+    in_flight_.emplace(out.id, InFlight{out.to_reads, Clock::now() + out.timeout,
+                                        std::move(out.what), std::move(out.done), out.timeout});
     unsent_.pop_front();
   }
 }
@@ -370,6 +394,38 @@ void Connection::ExpireRequests() {
                      "no reply from " + endpoint_ + " (address file " + origin_ + ") within " +
                          std::to_string(request.timeout.count()) + " ms to " + request.what +
                          "; the server may be overloaded, stopped or unreachable")));
+  }
+}
+
+void Connection::ConnectionLost(zmq::socket_t& monitor, bool reads) {
+  // Each event is two frames: event id and value, then the endpoint.
+  bool lost = false;
+  while (true) {
+    std::vector<zmq::message_t> event;
+    if (!zmq::recv_multipart(monitor, std::back_inserter(event), zmq::recv_flags::dontwait)) {
+      break;
+    }
+    lost = true;
+  }
+  if (!lost) return;
+
+  // Replies that arrived before the connection dropped are still queued.
+  ReceiveReplies(reads ? *read_socket_ : socket_);
+  if (!reads) server_stopping_ = true;  // nobody left to say goodbye to
+
+  for (auto it = in_flight_.begin(); it != in_flight_.end();) {
+    if (it->second.to_reads != reads) {
+      ++it;
+      continue;
+    }
+    InFlight request = std::move(it->second);
+    it = in_flight_.erase(it);
+    request.done(nullptr, std::make_exception_ptr(Error(
+                              ErrorCode::kUnavailable,
+                              "lost the connection to " + endpoint_ + " (address file " +
+                                  origin_ + ") waiting for the reply to " + request.what +
+                                  "; the server stopped or failed, and the request may or "
+                                  "may not have been applied")));
   }
 }
 

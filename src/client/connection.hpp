@@ -107,6 +107,7 @@ class Connection {
     std::chrono::milliseconds timeout;
   };
   struct InFlight {
+    bool to_reads = false;
     std::chrono::steady_clock::time_point deadline;
     std::string what;
     Completion done;
@@ -125,6 +126,9 @@ class Connection {
   void SendQueued();
   void ReceiveReplies(zmq::socket_t& socket);
   void ExpireRequests();
+  // The socket lost its TCP connection: the server cannot answer what was
+  // sent on it, so those requests fail now rather than at their timeout.
+  void ConnectionLost(zmq::socket_t& monitor, bool reads);
   void FailAll(const std::string& why);
   void Wake();
 
@@ -136,6 +140,9 @@ class Connection {
 
   zmq::socket_t socket_;
   std::unique_ptr<zmq::socket_t> read_socket_;  // null when the server has none
+  // Disconnect events of socket_ and read_socket_ (ZeroMQ socket monitors).
+  std::unique_ptr<zmq::socket_t> monitor_;
+  std::unique_ptr<zmq::socket_t> read_monitor_;
   int wake_fd_ = -1;
   std::atomic<uint64_t> next_id_{1};
   std::atomic<bool> server_stopping_{false};

@@ -117,6 +117,25 @@ TEST(ClientErrors, RequestTimeoutNamesAddressAndRequest) {
   server.join();
 }
 
+TEST(ClientErrors, ServerKilledWithRequestsInFlight) {
+  TempDir dir;
+  ServerProcess server(dir.path(), {"--shards", "1"});
+  client::ClientOptions options;
+  options.request_timeout = std::chrono::minutes(10);  // the loss must be seen, not timed out
+  Client client = Client::ConnectRank(dir.path(), 0, options);
+  auto anomalies = client.database().collection("anomalies");
+  anomalies.store(R"({"fid":1})");
+
+  // A frozen server takes the request but cannot answer it; then it dies.
+  server.Signal(SIGSTOP);
+  auto pending = anomalies.store_async(R"({"fid":2})");
+  server.Signal(SIGKILL);
+  const Error e = Catch([&] { pending.wait(); });
+  EXPECT_EQ(e.code(), ErrorCode::kUnavailable) << e.what();
+  EXPECT_NE(std::string(e.what()).find("lost the connection"), std::string::npos) << e.what();
+  server.WaitExit();
+}
+
 // Raw bytes to a TCP port, then the connection closed.
 void SendJunk(int port, const std::string& bytes) {
   const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
