@@ -452,6 +452,11 @@ class Checkpointer {
     wanted_cv_.notify_one();
   }
 
+  // Held while a background checkpoint runs. SQLite lets one checkpoint run
+  // at a time and fails the others with SQLITE_BUSY, so an explicit
+  // checkpoint takes it to wait its turn instead.
+  std::mutex& running() { return running_; }
+
  private:
   void Run(std::stop_token stop) {
     std::unique_ptr<Connection> conn;
@@ -472,6 +477,7 @@ class Checkpointer {
           // first reads it; until then a checkpoint on it does nothing.
           conn->Exec("SELECT count(*) FROM sqlite_master");
         }
+        std::lock_guard running(running_);
         sqlite3_wal_checkpoint_v2(conn->db(), nullptr, SQLITE_CHECKPOINT_PASSIVE, nullptr,
                                   nullptr);
       } catch (const Error&) {
@@ -484,6 +490,7 @@ class Checkpointer {
   std::mutex mutex_;
   std::condition_variable_any wanted_cv_;
   bool wanted_ = false;
+  std::mutex running_;
   // Last, so that it stops and joins before the members it uses go away.
   std::jthread worker_;
 };
@@ -1199,6 +1206,7 @@ QueryResult Database::query(std::string_view sql, QueryLimits limits) const {
 void Database::checkpoint() {
   std::lock_guard lock(impl_->writer_mutex);
   Connection& conn = impl_->Writer();
+  std::lock_guard running(impl_->checkpointer->running());
   int rc = sqlite3_wal_checkpoint_v2(conn.db(), nullptr, SQLITE_CHECKPOINT_PASSIVE, nullptr,
                                      nullptr);
   if (rc != SQLITE_OK) conn.Fail("checkpoint failed");

@@ -393,6 +393,17 @@ TEST_F(DatabaseTest, WalIsFoldedBackInTheBackground) {
   EXPECT_EQ(db.size("c"), 80);
 }
 
+TEST_F(DatabaseTest, ExplicitCheckpointsMeetBackgroundOnes) {
+  Database db(File());
+  db.create_collection("c");
+  std::string doc = R"({"pad":")" + std::string(100'000, 'p') + "\"}";
+  for (int i = 0; i < 80; ++i) {
+    db.store("c", doc);
+    EXPECT_NO_THROW(db.checkpoint());
+  }
+  EXPECT_EQ(db.size("c"), 80);
+}
+
 TEST_F(DatabaseTest, SafeDurabilityOpensAndStores) {
   Options safe;
   safe.durability = Durability::kSafe;
