@@ -42,6 +42,17 @@ std::string Label(const std::string& database, const std::string& collection) {
   return collection.empty() ? db : db + " collection " + collection;
 }
 
+// A frame over the server's limit would make ZeroMQ drop the whole
+// connection; refuse such a document here, with a message that says why.
+void CheckSize(std::string_view doc, std::size_t index) {
+  if (doc.size() > protocol::kMaxFrameBytes) {
+    throw Error(ErrorCode::kBadDocument,
+                "document " + std::to_string(index) + " has " + std::to_string(doc.size()) +
+                    " bytes, over the limit of " +
+                    std::to_string(storage::kDefaultMaxDocumentBytes) + " bytes per document");
+  }
+}
+
 std::vector<int64_t> Ids(const nlohmann::json& header) {
   return header.at("ids").get<std::vector<int64_t>>();
 }
@@ -91,7 +102,10 @@ int64_t Collection::store(std::string_view json) const {
 std::vector<int64_t> Collection::store_multi(const std::vector<std::string>& docs) const {
   std::vector<zmq::message_t> payload;
   payload.reserve(docs.size());
-  for (const auto& doc : docs) payload.emplace_back(doc.data(), doc.size());
+  for (std::size_t i = 0; i < docs.size(); ++i) {
+    CheckSize(docs[i], i);
+    payload.emplace_back(docs[i].data(), docs[i].size());
+  }
   auto reply = conn_->Call(Header("store", database_, name_), std::move(payload),
                            StoreWhat(docs.size(), database_, name_));
   return Ids(reply.header);
@@ -108,6 +122,7 @@ PendingIds Collection::store_async(std::string json) const {
 PendingIds Collection::store_multi_async(std::vector<std::string> docs) const {
   std::vector<zmq::message_t> payload;
   payload.reserve(docs.size());
+  for (std::size_t i = 0; i < docs.size(); ++i) CheckSize(docs[i], i);
   for (auto& doc : docs) payload.push_back(OwnedFrame(std::move(doc)));
 
   auto promise = std::make_shared<std::promise<std::vector<int64_t>>>();
@@ -131,6 +146,7 @@ PendingIds Collection::store_multi_async(std::vector<std::string> docs) const {
 void Collection::store_multi_nowait(std::vector<std::string> docs) const {
   std::vector<zmq::message_t> payload;
   payload.reserve(docs.size());
+  for (std::size_t i = 0; i < docs.size(); ++i) CheckSize(docs[i], i);
   for (auto& doc : docs) payload.push_back(OwnedFrame(std::move(doc)));
 
   const std::string what = StoreWhat(docs.size(), database_, name_);
@@ -218,6 +234,7 @@ std::vector<bool> Collection::update_multi(
   nlohmann::json ids = nlohmann::json::array();
   std::vector<zmq::message_t> payload;
   for (const auto& [id, doc] : docs) {
+    CheckSize(doc, ids.size());
     ids.push_back(id);
     payload.emplace_back(doc.data(), doc.size());
   }

@@ -216,6 +216,17 @@ TEST(ServerRobustness, GarbageOnThePortDoesNotCrashTheServer) {
                                       "expr":"fid = 1","rows":"many"})"})),
             protocol_error);
 
+  // A frame over the limit drops that connection only.
+  {
+    zmq::socket_t oversized(context, zmq::socket_type::dealer);
+    oversized.set(zmq::sockopt::linger, 1000);
+    oversized.connect(endpoint);
+    const std::string frame(18u << 20, 'x');
+    oversized.send(zmq::buffer(frame), zmq::send_flags::none);
+  }
+  EXPECT_TRUE(Exchange(dealer, {R"({"id":16,"op":"size","db":"0","coll":"anomalies"})"})
+                  .value("ok", false));
+
   // The read endpoint told at hello takes reads only, after its own hello.
   const std::string read_endpoint = hello.value("read_endpoint", std::string());
   ASSERT_FALSE(read_endpoint.empty()) << hello;

@@ -69,6 +69,14 @@ TEST(ClientOperations, CollectionAndDatabaseCalls) {
   EXPECT_EQ(custom.size(), 103);
   EXPECT_EQ(CodeOf([&] { db.collection("missing").store("{}"); }), ErrorCode::kNotFound);
 
+  // Documents over 16 MiB: refused by the server, or by the client before
+  // sending when the frame would exceed the server's ZeroMQ limit.
+  const std::string big = R"({"pad":")" + std::string((16u << 20) + 1000, 'x') + R"("})";
+  EXPECT_EQ(CodeOf([&] { custom.store(big); }), ErrorCode::kBadDocument);
+  const std::string huge = R"({"pad":")" + std::string(18u << 20, 'x') + R"("})";
+  EXPECT_EQ(CodeOf([&] { custom.store_async(huge).wait(); }), ErrorCode::kBadDocument);
+  EXPECT_EQ(custom.size(), 103);
+
   // Reads.
   auto record = custom.fetch(first);
   EXPECT_EQ(record.id, first);
