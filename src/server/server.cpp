@@ -110,8 +110,9 @@ struct Server::Impl {
   bool workers_closed = false;
   std::size_t workers_done = 0;
 
-  // At most one request waits for room in a full queue; while one does, the
-  // IO thread reads no further requests, which is the backpressure.
+  // At most one write and one read wait for room in a full queue. While a
+  // write waits, the IO thread stops reading the main socket (that is the
+  // backpressure); while a read waits, it stops reading both sockets.
   std::optional<Request> parked_write;
   Hosted* parked_target = nullptr;
   std::optional<ReaderPool::Task> parked_read;
