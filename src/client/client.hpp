@@ -14,9 +14,10 @@
 // asynchronous call waits until one completes, so memory stays bounded.
 //
 // Errors: every failure throws provdb::Error (common/error.hpp); an error
-// raised by the server is rethrown with the server's code and message, and a
+// raised by the server is rethrown with the server's code and message, a
 // server that does not answer within the timeout gives kTimeout naming the
-// address and the request.
+// address and the request, and a connection that drops fails the requests in
+// flight on it at once with kUnavailable.
 #pragma once
 
 #include <chrono>
