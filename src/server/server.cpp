@@ -623,7 +623,7 @@ void Server::Impl::Finish() {
     } catch (const Error& e) {
       spdlog::warn("cannot count the records of {}: {}", DatabaseLabel(h->name), e.what());
     }
-    summary += (summary.empty() ? "" : ", ") + DatabaseLabel(h->name) + " " +
+    summary += (summary.empty() ? "" : ", ") + DatabaseLabel(h->name) + ": " +
                std::to_string(records) + " records (" +
                std::to_string(h->writer->records_stored()) + " stored by this run)";
   }
