@@ -1,5 +1,7 @@
 // provdb serve, stop and status: running a server instance, stopping every
 // instance of a directory, and showing what each instance is doing.
+#include <sys/resource.h>
+
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -34,6 +36,16 @@ struct ServeArgs {
   int queue_mb = 16;
 };
 
+// Each client holds two TCP connections to its instance; hundreds of ranks
+// per instance exceed the usual soft limit of 1024 open files.
+void RaiseOpenFileLimit() {
+  rlimit limit{};
+  if (::getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur < limit.rlim_max) {
+    limit.rlim_cur = limit.rlim_max;
+    ::setrlimit(RLIMIT_NOFILE, &limit);
+  }
+}
+
 int RunServe(const ServeArgs& a) {
   server::ServerOptions options;
   options.dir = a.dir;
@@ -62,6 +74,7 @@ int RunServe(const ServeArgs& a) {
   logger->set_pattern(fmt::format("[%Y-%m-%d %H:%M:%S.%e] [provdb {}] [%l] %v", options.instance));
   spdlog::set_default_logger(logger);
 
+  RaiseOpenFileLimit();
   server::Server server(std::move(options));
   server::InstallStopSignals(&server);
   server.Run();
