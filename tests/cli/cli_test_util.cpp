@@ -15,8 +15,6 @@
 #include <stdexcept>
 #include <thread>
 
-#include "cli/line_reader.hpp"
-
 extern char** environ;
 
 namespace provdb::testing {
@@ -107,16 +105,8 @@ bool WaitForFile(const fs::path& path, double seconds) {
   return false;
 }
 
-fs::path DataDir() { return PROVDB_DATA_DIR; }
-
 std::vector<std::string> BundledRecords(const std::string& collection) {
-  cli::LineReader reader(DataDir() / (collection + ".jsonl.xz"));
-  std::vector<std::string> out;
-  std::string line;
-  while (reader.next(line)) {
-    if (!line.empty()) out.push_back(line);
-  }
-  return out;
+  return LoadRecords(collection);
 }
 
 std::map<int64_t, int64_t> BundledCountsByRank(const std::string& collection) {

@@ -12,6 +12,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "test_data.hpp"
+
 namespace provdb::testing {
 
 // A fresh directory under the system's temporary directory, removed with
@@ -47,8 +49,7 @@ int WaitExit(pid_t pid, double seconds);
 // Waits until `path` exists; false after `seconds`.
 bool WaitForFile(const std::filesystem::path& path, double seconds);
 
-std::filesystem::path DataDir();
-// The records of a bundled collection, one JSON text per element.
+// The records of a bundled collection (LoadRecords of the shared helpers).
 std::vector<std::string> BundledRecords(const std::string& collection);
 // How many records of a bundled collection each recorded rank (rid) has.
 std::map<int64_t, int64_t> BundledCountsByRank(const std::string& collection);
