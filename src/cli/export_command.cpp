@@ -52,6 +52,8 @@ std::vector<Target> Targets(const ExportArgs& a, const Source& source) {
 
 // Records are written as stored: "__id" first, no shard, so that importing
 // them back gives the same documents.
+// Limitation: each shard's collection is read into memory whole before it
+// is written.
 int ExportJsonLines(const ExportArgs& a, Source& source) {
   std::ofstream file;
   if (!a.out.empty() && a.out != "-") {

@@ -154,7 +154,9 @@ class Importer {
   std::string first_which_;
 };
 
-// A JSON array file: read whole, each element one record.
+// A JSON array file: each element one record.
+// Limitation: the file is held in memory whole while it is imported; JSON
+// lines are streamed, so prefer them for files larger than memory.
 void ImportArray(LineReader& reader, std::string first_line, Importer& importer) {
   std::string text = std::move(first_line);
   std::string line;
