@@ -38,6 +38,8 @@ TEST(Filter, OtherFieldsBecomeJsonExtract) {
             "json_extract(doc, '$.\"GPU[0] Name\"') IS NOT NULL");
   EXPECT_EQ(T("\"it's\" = 1"), "json_extract(doc, '$.\"it''s\"') = 1");
   EXPECT_EQ(T("fid.x = 1"), "json_extract(doc, '$.\"fid\".\"x\"') = 1");
+  EXPECT_EQ(T("gpu_location.\"device\" = 0"),
+            "json_extract(doc, '$.\"gpu_location\".\"device\"') = 0");
 }
 
 TEST(Filter, KeepsKeywordsLiteralsAndFunctions) {
@@ -76,6 +78,8 @@ TEST(Filter, ReportsSyntaxErrors) {
   EXPECT_EQ(CodeOf("fid = 1)"), ErrorCode::kQuerySyntax);
   EXPECT_EQ(CodeOf("a[x] = 1"), ErrorCode::kQuerySyntax);
   EXPECT_EQ(CodeOf(""), ErrorCode::kQuerySyntax);
+  EXPECT_EQ(CodeOf("\"say \"\"hi\"\"\" = 1"), ErrorCode::kQuerySyntax)
+      << "a JSON path cannot name a field holding a double quote";
   EXPECT_EQ(CodeOf("  \n"), ErrorCode::kQuerySyntax);
 }
 
