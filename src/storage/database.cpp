@@ -95,6 +95,20 @@ bool IsNoSuchTable(sqlite3* db) {
   return std::string_view(sqlite3_errmsg(db)).starts_with("no such table");
 }
 
+// The bytes of the values of the current row. Only text and blobs are asked
+// for their size: asking a number converts it to text, after which SQLite
+// no longer reports its type.
+std::size_t RowBytes(sqlite3_stmt* stmt) {
+  std::size_t bytes = 0;
+  for (int c = 0, n = sqlite3_column_count(stmt); c < n; ++c) {
+    int type = sqlite3_column_type(stmt, c);
+    bytes += type == SQLITE_TEXT || type == SQLITE_BLOB
+                 ? std::size_t(sqlite3_column_bytes(stmt, c))
+                 : sizeof(int64_t);
+  }
+  return bytes;
+}
+
 // What a refused query tried to do, recorded by the authorizer so that the
 // error can say it.
 struct AuthState {
@@ -560,6 +574,14 @@ struct Database::Impl {
     }
     auto conn = std::make_unique<Connection>(path, SQLITE_OPEN_READONLY);
     sqlite3_set_authorizer(conn->db(), ReadOnlyAuthorizer, &conn->auth());
+
+    // A query may build values (zeroblob, printf, group_concat) far larger
+    // than any stored document; cap them so that one query cannot take the
+    // process's memory. Twice the document limit leaves room for documents
+    // read back whole and for small aggregates over them.
+    auto max_value = std::min<std::size_t>(2 * options.max_document_bytes + (1u << 20),
+                                           std::size_t{1} << 30);
+    sqlite3_limit(conn->db(), SQLITE_LIMIT_LENGTH, int(max_value));
     return conn;
   }
 
@@ -725,6 +747,7 @@ struct Database::Impl {
     } unhook{conn.db()};
 
     std::size_t rows = 0;
+    std::size_t bytes = 0;
     while (true) {
       int rc = sqlite3_step(stmt);
       if (rc == SQLITE_DONE) return;
@@ -734,6 +757,13 @@ struct Database::Impl {
                       std::string(what) + " returned more than its row limit of " +
                           std::to_string(limits.row_limit) +
                           " rows; narrow it (WHERE, LIMIT) or raise the row limit");
+        }
+        bytes += RowBytes(stmt);
+        if (bytes > options.query_byte_limit) {
+          throw Error(ErrorCode::kQueryLimit,
+                      std::string(what) + " returned more than its limit of " +
+                          std::to_string(options.query_byte_limit >> 20) +
+                          " MiB of data; narrow it (WHERE, LIMIT, fewer columns)");
         }
         row(stmt);
         continue;

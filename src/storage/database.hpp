@@ -50,6 +50,9 @@ struct Options {
   // Limits of filter() and query() unless the call gives its own.
   std::chrono::milliseconds query_time_limit{10'000};
   std::size_t query_row_limit = 1'000'000;
+  // Bytes of values one filter() or query() may return in all, so that a
+  // hostile or careless query cannot exhaust the memory of a server.
+  std::size_t query_byte_limit = std::size_t{512} << 20;
   // Create the file if it does not exist; otherwise opening a missing file
   // fails with kNotFound.
   bool create = true;

@@ -193,5 +193,25 @@ TEST_F(QueryTest, RowLimitStopsAHugeResult) {
   EXPECT_EQ(Failure([&] { db.query("SELECT * FROM anomalies"); }).first, ErrorCode::kQueryLimit);
 }
 
+TEST_F(QueryTest, HugeValuesAndResultsAreRefused) {
+  // One value far larger than any document: SQLite refuses to build it.
+  auto [code, message] = Failure([&] { db_->query("SELECT zeroblob(1000000000)"); });
+  EXPECT_EQ(code, ErrorCode::kQuerySyntax) << message;
+  EXPECT_NE(message.find("too big"), std::string::npos) << message;
+
+  // Many rows, each small, adding up past the byte limit.
+  Options options;
+  options.query_byte_limit = 1 << 20;
+  db_.reset();
+  Database db(dir_ / "provdb.0.sqlite", options);
+  std::tie(code, message) = Failure([&] {
+    db.query("WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 100000) "
+             "SELECT printf('%.100c', 'x') FROM n");
+  });
+  EXPECT_EQ(code, ErrorCode::kQueryLimit) << message;
+  EXPECT_NE(message.find("1 MiB"), std::string::npos) << message;
+  EXPECT_EQ(db.count("anomalies", "fid = 500"), 2);
+}
+
 }  // namespace
 }  // namespace provdb::storage
