@@ -4,9 +4,11 @@
 // tool. Reads through the same Source as query, so it works live or offline.
 #include <sqlite3.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <map>
 #include <memory>
 #include <set>
 

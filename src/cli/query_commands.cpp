@@ -4,6 +4,7 @@
 // shard, or the global database. Also adds import and export.
 #include <unistd.h>
 
+#include <algorithm>
 #include <iostream>
 #include <memory>
 #include <set>
