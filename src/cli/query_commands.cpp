@@ -234,7 +234,9 @@ void AddQueryCommand(CLI::App& app, int& exit_code) {
                   "Filter: an SQL boolean expression over fields, e.g. "
                   "\"fid = 500 and runtime_exclusive > 1e5\"");
   cmd->add_option("--sql", a->sql,
-                  "A read-only SELECT run on each shard; rows get a shard column");
+                  "A read-only SELECT run on each shard; rows get a shard column. Tables "
+                  "have __id, doc and the indexed fields; read others with "
+                  "json_extract(doc, '$.func')");
   cmd->add_option("--merge", a->merge,
                   "A SELECT over table 'result' holding every shard's --sql rows, "
                   "e.g. \"select func, sum(n) from result group by func\"");
