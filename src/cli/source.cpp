@@ -54,6 +54,7 @@ class OfflineSource : public Source {
     // Analysts read whole collections after a run; the defaults guard a
     // live server, not a file on the analyst's own machine.
     options.query_row_limit = std::size_t{1} << 40;
+    options.query_byte_limit = std::size_t{1} << 40;
     options.query_time_limit = std::chrono::hours(24);
     auto db = std::make_unique<storage::Database>(file, options);
     return *open_.emplace(key, std::move(db)).first->second;
