@@ -226,6 +226,7 @@ void Connection::Enqueue(nlohmann::json header, std::vector<zmq::message_t> payl
   out.what = std::move(what);
   out.done = std::move(done);
   out.timeout = timeout;
+  out.deadline = Clock::now() + timeout;
 
   {
     std::lock_guard lock(mutex_);
@@ -341,8 +342,8 @@ void Connection::SendQueued() {
     zmq::socket_t& socket = out.to_reads ? *read_socket_ : socket_;
     if (!zmq::send_multipart(socket, out.frames, zmq::send_flags::dontwait)) return;
 
-    in_flight_.emplace(out.id, InFlight{out.to_reads, Clock::now() + out.timeout,
-                                        std::move(out.what), std::move(out.done), out.timeout});
+    in_flight_.emplace(out.id, InFlight{out.to_reads, out.deadline, std::move(out.what),
+                                        std::move(out.done), out.timeout});
     unsent_.pop_front();
   }
 }
@@ -381,6 +382,24 @@ void Connection::ReceiveReplies(zmq::socket_t& socket) {
 
 void Connection::ExpireRequests() {
   const auto now = Clock::now();
+
+  // A request ZeroMQ would not take (no connection to the server) times out
+  // like one that was sent.
+  for (auto it = unsent_.begin(); it != unsent_.end();) {
+    if (it->deadline > now) {
+      ++it;
+      continue;
+    }
+    Outgoing request = std::move(*it);
+    it = unsent_.erase(it);
+    request.done(nullptr, std::make_exception_ptr(Error(
+                              ErrorCode::kTimeout,
+                              "could not send " + request.what + " to " + endpoint_ +
+                                  " (address file " + origin_ + ") within " +
+                                  std::to_string(request.timeout.count()) +
+                                  " ms; the server is unreachable or gone")));
+  }
+
   for (auto it = in_flight_.begin(); it != in_flight_.end();) {
     if (it->second.deadline > now) {
       ++it;

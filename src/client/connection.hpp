@@ -105,6 +105,7 @@ class Connection {
     std::string what;
     Completion done;
     std::chrono::milliseconds timeout;
+    std::chrono::steady_clock::time_point deadline;
   };
   struct InFlight {
     bool to_reads = false;

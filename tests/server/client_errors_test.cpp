@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <fstream>
 #include <random>
 #include <thread>
 
@@ -127,7 +128,14 @@ TEST(ClientErrors, ServerKilledWithRequestsInFlight) {
   anomalies.store(R"({"fid":1})");
 
   // A frozen server takes the request but cannot answer it; then it dies.
+  // SIGSTOP takes effect asynchronously: wait until the process is stopped.
   server.Signal(SIGSTOP);
+  while (true) {
+    std::ifstream stat("/proc/" + std::to_string(server.pid()) + "/stat");
+    std::string text((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
+    if (text.substr(text.rfind(')') + 2, 1) == "T") break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
   auto pending = anomalies.store_async(R"({"fid":2})");
   server.Signal(SIGKILL);
   const Error e = Catch([&] { pending.wait(); });
