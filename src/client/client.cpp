@@ -112,11 +112,10 @@ std::vector<int64_t> Collection::store_multi(const std::vector<std::string>& doc
 }
 
 PendingIds Collection::store_async(std::string json) const {
+  // The handle of a single document resolves to a one-element vector of ids.
   std::vector<std::string> docs;
   docs.push_back(std::move(json));
-  auto pending = store_multi_async(std::move(docs));
-  // A single document's handle still resolves to a one-element vector.
-  return pending;
+  return store_multi_async(std::move(docs));
 }
 
 PendingIds Collection::store_multi_async(std::vector<std::string> docs) const {
