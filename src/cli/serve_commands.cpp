@@ -95,7 +95,7 @@ int RunStop(const std::string& dir, double timeout_s) {
                         std::chrono::milliseconds(static_cast<int64_t>(timeout_s * 1000));
   const fs::path map_path = fs::path(dir) / std::string(protocol::kMapFileName);
   if (!fs::exists(map_path)) {
-    std::cerr << "provdb stop: no server is running in " << dir << " (no " << map_path.string()
+    std::cerr << "provdb stop: no server was started in " << dir << " (no " << map_path.string()
               << ")\n";
     return 0;
   }
@@ -135,6 +135,11 @@ std::string Bytes(double bytes) {
 
 void PrintStatus(const nlohmann::json& instances) {
   for (const auto& s : instances) {
+    if (!s.value("running", true)) {
+      std::cout << fmt::format("instance {} of {}: not running\n", s.at("instance").get<int>(),
+                               s.at("instances").get<int>());
+      continue;
+    }
     const auto& c = s.at("clients");
     const auto& in = s.at("ingest");
     std::cout << fmt::format(

@@ -510,6 +510,12 @@ std::size_t Client::failed_sends() const { return impl_->window->failed_sends.lo
 nlohmann::json Client::status() {
   nlohmann::json all = nlohmann::json::array();
   for (int i = 0; i < num_instances(); ++i) {
+    std::error_code ec;
+    if (!fs::exists(impl_->dir / protocol::AddressFileName(i), ec)) {
+      all.push_back({{"instance", i}, {"instances", num_instances()}, {"running", false}});
+      continue;
+    }
+
     std::shared_ptr<Connection> conn;
     {
       std::lock_guard lock(impl_->mutex);
@@ -517,7 +523,9 @@ nlohmann::json Client::status() {
     }
     auto reply = conn->Call(nlohmann::json{{"op", "status"}}, {},
                             "status of instance " + std::to_string(i));
-    all.push_back(reply.header.at("status"));
+    nlohmann::json status = reply.header.at("status");
+    status["running"] = true;
+    all.push_back(std::move(status));
   }
   return all;
 }

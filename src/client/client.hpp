@@ -154,7 +154,9 @@ class Client {
   // Fire-and-forget sends that failed since the client started.
   std::size_t failed_sends() const;
 
-  // Status of every instance: a JSON array with one object per instance.
+  // Status of every instance: a JSON array with one object per instance
+  // (docs/protocol.md); an instance without an address file is given as
+  // {"instance": i, "instances": m, "running": false}.
   nlohmann::json status();
   // Asks every running instance (those with an address file) to stop
   // gracefully and returns how many were asked, once each has acknowledged.

@@ -634,10 +634,11 @@ void Server::Impl::Finish() {
     h->writer.reset();
     h->db.reset();
   }
+  // The map stays: it describes the layout of the files, and lets `provdb
+  // stop` and `status` find the instances that are still running.
   std::error_code ec;
   fs::remove(address_file, ec);
   address_file.clear();
-  if (options.instance == 0) fs::remove(options.dir / std::string(protocol::kMapFileName), ec);
 
   spdlog::info("instance {} stopped ({}) after {:.1f} s: {}", options.instance, stop_reason,
                std::chrono::duration<double>(Clock::now() - started).count(), summary);

@@ -2,6 +2,8 @@
 // server, the errors it rethrows, and the status and stop requests.
 #include <gtest/gtest.h>
 
+#include <signal.h>
+
 #include <algorithm>
 #include <fstream>
 
@@ -143,6 +145,28 @@ TEST(ClientOperations, ShardAssignmentFileAndStopRequest) {
   tool.stop_servers();
   EXPECT_EQ(server.WaitExit(), 0) << server.LogText();
   EXPECT_FALSE(std::filesystem::exists(dir.path() / protocol::AddressFileName(0)));
+}
+
+TEST(ClientOperations, StatusAndStopWithOneInstanceGone) {
+  TempDir dir;
+  ServerProcess first(dir.path(), {"--shards", "2", "--instance", "0", "--instances", "2"});
+  ServerProcess second(dir.path(), {"--shards", "2", "--instance", "1", "--instances", "2"});
+  ASSERT_TRUE(testing::WaitForFile(dir.path() / protocol::AddressFileName(1)));
+  second.Signal(SIGTERM);
+  EXPECT_EQ(second.WaitExit(), 0) << second.LogText();
+
+  {
+    Client tool = Client::ConnectTool(dir.path());
+    const auto status = tool.status();
+    ASSERT_EQ(status.size(), 2u);
+    EXPECT_TRUE(status[0]["running"].get<bool>());
+    EXPECT_EQ(status[0]["databases"].size(), 2u);  // shard 0 and global
+    EXPECT_FALSE(status[1]["running"].get<bool>());
+  }
+  EXPECT_EQ(testing::RunProvdb({"status", "--dir", dir.path().string()}), 0);
+  EXPECT_EQ(testing::RunProvdb({"stop", "--dir", dir.path().string()}), 0);
+  EXPECT_EQ(first.WaitExit(), 0) << first.LogText();
+  EXPECT_TRUE(std::filesystem::exists(dir.path() / "provider.map"));
 }
 
 }  // namespace
