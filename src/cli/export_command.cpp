@@ -13,6 +13,7 @@
 #include <set>
 
 #include "cli/data_commands.hpp"
+#include "cli/merge.hpp"
 #include "cli/output.hpp"
 #include "cli/progress.hpp"
 #include "cli/source.hpp"
@@ -32,26 +33,6 @@ struct ExportArgs {
   bool force = false;
 };
 
-std::string Quote(const std::string& name) {
-  std::string out = "\"";
-  for (char c : name) {
-    if (c == '"') out += '"';
-    out += c;
-  }
-  return out + "\"";
-}
-
-std::vector<Target> Targets(const ExportArgs& a, const Source& source) {
-  if (a.global) return {Target::Global()};
-  if (a.shard < 0) return source.shards();
-  if (a.shard >= source.num_shards()) {
-    throw Error(ErrorCode::kInvalidArgument,
-                "shard " + std::to_string(a.shard) + " does not exist: '" + a.dir + "' has " +
-                    std::to_string(source.num_shards()) + " shards, numbered from 0");
-  }
-  return {Target::Shard(a.shard)};
-}
-
 // Records are written as stored: "__id" first, no shard, so that importing
 // them back gives the same documents.
 // Limitation: each shard's collection is read into memory whole before it
@@ -70,7 +51,7 @@ int ExportJsonLines(const ExportArgs& a, Source& source) {
 
   uint64_t written = 0;
   bool found = false;
-  for (const auto& t : Targets(a, source)) {
+  for (const auto& t : SelectTargets(source, a.dir, a.global, a.shard)) {
     const auto names = source.list_collections(t);
     if (std::find(names.begin(), names.end(), a.collection) == names.end()) continue;
     found = true;
@@ -116,15 +97,17 @@ class SqliteFile {
   void append(const std::string& table, const Table& rows) {
     auto& columns = tables_[table];
     if (columns.empty()) {
-      std::string create = "CREATE TABLE " + Quote(table) + " (";
+      std::string create = "CREATE TABLE " + QuoteIdentifier(table) + " (";
       for (std::size_t c = 0; c < rows.columns.size(); ++c) {
-        create += (c > 0 ? ", " : "") + Quote(rows.columns[c]);
+        create += (c > 0 ? ", " : "") + QuoteIdentifier(rows.columns[c]);
       }
       exec(create + ")");
       columns.insert(rows.columns.begin(), rows.columns.end());
     }
     for (const auto& c : rows.columns) {
-      if (columns.insert(c).second) exec("ALTER TABLE " + Quote(table) + " ADD COLUMN " + Quote(c));
+      if (columns.insert(c).second) {
+        exec("ALTER TABLE " + QuoteIdentifier(table) + " ADD COLUMN " + QuoteIdentifier(c));
+      }
     }
     insert(table, rows);
   }
@@ -133,10 +116,10 @@ class SqliteFile {
 
  private:
   void insert(const std::string& table, const Table& rows) {
-    std::string sql = "INSERT INTO " + Quote(table) + " (";
+    std::string sql = "INSERT INTO " + QuoteIdentifier(table) + " (";
     std::string values;
     for (std::size_t c = 0; c < rows.columns.size(); ++c) {
-      sql += (c > 0 ? ", " : "") + Quote(rows.columns[c]);
+      sql += (c > 0 ? ", " : "") + QuoteIdentifier(rows.columns[c]);
       values += c > 0 ? ", ?" : "?";
     }
     sql += ") VALUES (" + values + ")";
@@ -192,7 +175,7 @@ int ExportSqlite(const ExportArgs& a, Source& source) {
 
   auto copy = [&](Target t, const std::string& collection, const std::string& table) {
     const Table part = FromQueryResult(
-        source.query(t, "SELECT * FROM " + Quote(collection)),
+        source.query(t, "SELECT * FROM " + QuoteIdentifier(collection)),
         t.global ? std::nullopt : std::optional<int>(t.shard));
     out.append(table, part);
     rows += part.rows.size();

@@ -22,15 +22,6 @@ struct StmtFinalizer {
 using DbPtr = std::unique_ptr<sqlite3, DbCloser>;
 using StmtPtr = std::unique_ptr<sqlite3_stmt, StmtFinalizer>;
 
-std::string Quote(const std::string& name) {
-  std::string out = "\"";
-  for (char c : name) {
-    if (c == '"') out += '"';
-    out += c;
-  }
-  return out + "\"";
-}
-
 StmtPtr Prepare(sqlite3* db, std::string_view sql, const std::string& what) {
   sqlite3_stmt* stmt = nullptr;
   const char* tail = nullptr;
@@ -70,7 +61,7 @@ void Load(sqlite3* db, const Table& rows) {
   std::string create = "CREATE TABLE result(";
   std::string insert = "INSERT INTO result VALUES(";
   for (std::size_t c = 0; c < rows.columns.size(); ++c) {
-    create += (c > 0 ? ", " : "") + Quote(rows.columns[c]);
+    create += (c > 0 ? ", " : "") + QuoteIdentifier(rows.columns[c]);
     insert += c > 0 ? ", ?" : "?";
   }
   create += ")";
@@ -106,6 +97,15 @@ ojson Column(sqlite3_stmt* stmt, int c) {
 }
 
 }  // namespace
+
+std::string QuoteIdentifier(const std::string& name) {
+  std::string out = "\"";
+  for (char c : name) {
+    if (c == '"') out += '"';
+    out += c;
+  }
+  return out + "\"";
+}
 
 Table MergeResults(const Table& rows, std::string_view sql) {
   sqlite3* raw = nullptr;

@@ -68,17 +68,6 @@ void CheckArgs(const QueryArgs& a) {
   }
 }
 
-std::vector<Target> Targets(const QueryArgs& a, const Source& source) {
-  if (a.global) return {Target::Global()};
-  if (a.shard < 0) return source.shards();
-  if (a.shard >= source.num_shards()) {
-    throw Error(ErrorCode::kInvalidArgument,
-                "shard " + std::to_string(a.shard) + " does not exist: '" + a.dir + "' has " +
-                    std::to_string(source.num_shards()) + " shards, numbered from 0");
-  }
-  return {Target::Shard(a.shard)};
-}
-
 // The targets that hold the collection; an error when none does.
 std::vector<Target> HoldingCollection(Source& source, const std::vector<Target>& targets,
                                       const QueryArgs& a) {
@@ -199,7 +188,7 @@ int RunQuery(const QueryArgs& a) {
   options.require_online = a.online;
   options.timeout = std::chrono::milliseconds(static_cast<int64_t>(a.timeout * 1000));
   auto source = OpenSource(a.dir, options);
-  const auto targets = Targets(a, *source);
+  const auto targets = SelectTargets(*source, a.dir, a.global, a.shard);
 
   if (!a.sql.empty()) {
     WriteTable(std::cout, ProjectColumns(RunSql(*source, targets, a), fields), format);

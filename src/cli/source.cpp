@@ -150,6 +150,18 @@ std::vector<Target> Source::shards() const {
   return out;
 }
 
+std::vector<Target> SelectTargets(const Source& source, const std::string& dir, bool global,
+                                  int shard) {
+  if (global) return {Target::Global()};
+  if (shard < 0) return source.shards();
+  if (shard >= source.num_shards()) {
+    throw Error(ErrorCode::kInvalidArgument,
+                "shard " + std::to_string(shard) + " does not exist: '" + dir + "' has " +
+                    std::to_string(source.num_shards()) + " shards, numbered from 0");
+  }
+  return {Target::Shard(shard)};
+}
+
 DirState InspectDir(const fs::path& dir) {
   DirState state;
   std::error_code ec;

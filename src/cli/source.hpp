@@ -80,4 +80,10 @@ class Source {
 std::unique_ptr<Source> OpenSource(const std::filesystem::path& dir,
                                    const SourceOptions& options = {});
 
+// The databases a tool reads, from its --global and --shard options: the
+// global database, every shard (shard < 0) or one shard. Throws
+// Error(kInvalidArgument), naming `dir`, when that shard does not exist.
+std::vector<Target> SelectTargets(const Source& source, const std::string& dir, bool global,
+                                  int shard);
+
 }  // namespace provdb::cli

@@ -1,5 +1,5 @@
-// Helpers of the command-line tests: temporary directories, running the
-// provdb executable and capturing what it prints, and the bundled records.
+// Helpers of the command-line tests: running the provdb executable and
+// capturing what it prints, and the bundled records.
 // Each helper is used from the test's own thread.
 #pragma once
 
@@ -12,25 +12,10 @@
 
 #include <nlohmann/json.hpp>
 
+#include "temp_dir.hpp"
 #include "test_data.hpp"
 
 namespace provdb::testing {
-
-// A fresh directory under the system's temporary directory, removed with
-// everything in it when the object goes away.
-class TempDir {
- public:
-  TempDir();
-  ~TempDir();
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-
-  const std::filesystem::path& path() const { return path_; }
-  std::string operator/(const std::string& name) const { return (path_ / name).string(); }
-
- private:
-  std::filesystem::path path_;
-};
 
 struct RunResult {
   int exit_code = -1;

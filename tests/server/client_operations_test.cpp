@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "client/client.hpp"
+#include "error_code_of.hpp"
 #include "protocol/address_dir.hpp"
 #include "server_process.hpp"
 
@@ -18,17 +19,8 @@ namespace {
 
 using client::Client;
 using testing::ServerProcess;
+using testing::CodeOf;
 using testing::TempDir;
-
-template <typename F>
-ErrorCode CodeOf(F&& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.code();
-  }
-  return ErrorCode::kInternal;
-}
 
 TEST(ClientOperations, CollectionAndDatabaseCalls) {
   TempDir dir;

@@ -10,7 +10,6 @@
 #include <fstream>
 #include <map>
 #include <mutex>
-#include <random>
 #include <sstream>
 #include <thread>
 
@@ -23,20 +22,6 @@ extern char** environ;
 namespace provdb::testing {
 
 namespace fs = std::filesystem;
-
-TempDir::TempDir() {
-  const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-  const std::string name =
-      info != nullptr ? std::string(info->test_suite_name()) + "." + info->name() : "test";
-  std::random_device random;
-  path_ = fs::temp_directory_path() / ("provdb-" + name + "-" + std::to_string(random()));
-  fs::create_directories(path_);
-}
-
-TempDir::~TempDir() {
-  std::error_code ignored;
-  fs::remove_all(path_, ignored);
-}
 
 std::string ProvdbBinary() { return PROVDB_BINARY; }
 

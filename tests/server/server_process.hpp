@@ -1,9 +1,7 @@
-// Test helpers: a `provdb serve` child process on loopback, a temporary
-// directory per test, and the bundled real records with `rid` rewritten.
+// Test helpers: a `provdb serve` child process on loopback and the bundled
+// real records with `rid` rewritten.
 // Used from the test's main thread only, except RealRecords (read-only).
 #pragma once
-
-#include <gtest/gtest.h>
 
 #include <chrono>
 #include <filesystem>
@@ -11,21 +9,9 @@
 #include <string>
 #include <vector>
 
+#include "temp_dir.hpp"
+
 namespace provdb::testing {
-
-// A fresh directory per test, removed when the test ends.
-class TempDir {
- public:
-  TempDir();
-  ~TempDir();
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-
-  const std::filesystem::path& path() const { return path_; }
-
- private:
-  std::filesystem::path path_;
-};
 
 // The built provdb command (a compile definition of the test target).
 std::string ProvdbBinary();

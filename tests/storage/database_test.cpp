@@ -8,26 +8,20 @@
 #include <algorithm>
 #include <atomic>
 #include <fstream>
-#include <functional>
 #include <thread>
 
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "common/error.hpp"
+#include "error_code_of.hpp"
 #include "temp_dir.hpp"
 
 namespace provdb::storage {
 namespace {
 
-ErrorCode CodeOf(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    return e.code();
-  }
-  return ErrorCode::kInternal;
-}
+using testing::CodeOf;
+using testing::TempDir;
 
 nlohmann::json J(const std::string& text) { return nlohmann::json::parse(text); }
 

@@ -4,21 +4,13 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
-#include <functional>
-
 #include "common/error.hpp"
+#include "error_code_of.hpp"
 
 namespace provdb::storage {
 namespace {
 
-ErrorCode CodeOf(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    return e.code();
-  }
-  return ErrorCode::kInternal;
-}
+using testing::CodeOf;
 
 TEST(Document, KeepsTextAsReceived) {
   std::string json = R"({ "a" : 1,  "b":[1, 2] })";

@@ -11,6 +11,8 @@
 namespace provdb::storage {
 namespace {
 
+using testing::TempDir;
+
 class QueryTest : public ::testing::Test {
  protected:
   void SetUp() override {

@@ -11,6 +11,8 @@
 namespace provdb::storage {
 namespace {
 
+using testing::TempDir;
+
 class RealRecords : public ::testing::Test {
  protected:
   // Decompressing and storing is the slow part; done once for the suite,
