@@ -22,10 +22,21 @@ zmq::message_t Frame(std::string text) {
       [](void*, void* hint) { delete static_cast<std::string*>(hint); }, owned);
 }
 
-storage::QueryLimits Limits(const nlohmann::json& header) {
+// The limits a client asked for, never above the database's own: the reader
+// threads are shared by every client, so one client must not be able to
+// hold them longer than the server allows.
+storage::QueryLimits Limits(const storage::Database& db, const nlohmann::json& header) {
+  const storage::Options& options = db.options();
+  int64_t time_ms = header.value("time_ms", int64_t{0});
+  int64_t rows = header.value("rows", int64_t{0});
+
   storage::QueryLimits limits;
-  limits.time_limit = std::chrono::milliseconds(header.value("time_ms", int64_t{0}));
-  limits.row_limit = header.value("rows", std::size_t{0});
+  limits.time_limit = options.query_time_limit;
+  if (time_ms > 0 && time_ms < options.query_time_limit.count()) {
+    limits.time_limit = std::chrono::milliseconds(time_ms);
+  }
+  limits.row_limit = options.query_row_limit;
+  if (rows > 0 && std::size_t(rows) < options.query_row_limit) limits.row_limit = rows;
   return limits;
 }
 
@@ -59,12 +70,12 @@ void Execute(storage::Database& db, Request& request, nlohmann::json& header,
       return;
     case Op::kFilter:
       AddRecords(db.filter(HeaderString(request.header, "coll"),
-                           HeaderString(request.header, "expr"), Limits(request.header)),
+                           HeaderString(request.header, "expr"), Limits(db, request.header)),
                  header, frames);
       return;
     case Op::kCount:
       header["count"] = db.count(HeaderString(request.header, "coll"),
-                                 HeaderString(request.header, "expr"), Limits(request.header));
+                                 HeaderString(request.header, "expr"), Limits(db, request.header));
       return;
     case Op::kSize:
       header["size"] = db.size(HeaderString(request.header, "coll"));
@@ -78,7 +89,7 @@ void Execute(storage::Database& db, Request& request, nlohmann::json& header,
       header["collections"] = db.list_collections();
       return;
     case Op::kQuery: {
-      auto result = db.query(HeaderString(request.header, "sql"), Limits(request.header));
+      auto result = db.query(HeaderString(request.header, "sql"), Limits(db, request.header));
       nlohmann::json rows = nlohmann::json::array();
       for (const auto& row : result.rows) {
         nlohmann::json values = nlohmann::json::array();

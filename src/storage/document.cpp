@@ -5,7 +5,9 @@
 
 #include <simdjson.h>
 
+#include <algorithm>
 #include <cstdio>
+#include <optional>
 #include <string>
 
 #include "common/error.hpp"
@@ -172,6 +174,17 @@ SqlValue ScalarValue(simdjson::dom::element value) {
   }
 }
 
+// The first top-level key that appears more than once, if any.
+std::optional<std::string_view> DuplicateKey(simdjson::dom::object object) {
+  std::vector<std::string_view> keys;
+  keys.reserve(object.size());
+  for (auto field : object) keys.push_back(field.key);
+  std::sort(keys.begin(), keys.end());
+  auto twice = std::adjacent_find(keys.begin(), keys.end());
+  if (twice == keys.end()) return std::nullopt;
+  return *twice;
+}
+
 bool IsContainer(simdjson::dom::element value) {
   auto type = value.type();
   return type == simdjson::dom::element_type::ARRAY ||
@@ -185,7 +198,7 @@ PreparedDocument PrepareDocument(std::string_view json, const std::vector<std::s
   if (json.size() > max_bytes) {
     Refuse(which, "it is " + std::to_string(json.size()) + " bytes, over the limit of " +
                       std::to_string(max_bytes) +
-                      " bytes; split it or raise the database's max_document_bytes");
+                      " bytes; split it into smaller documents");
   }
 
   simdjson::dom::element root;
@@ -200,6 +213,14 @@ PreparedDocument PrepareDocument(std::string_view json, const std::vector<std::s
   simdjson::dom::object object;
   if (root.get_object().get(object) != simdjson::SUCCESS) {
     Refuse(which, "not a JSON object; every document must be an object {...}");
+  }
+
+  // Readers disagree on which of two equal keys counts (the first for a
+  // filter, the last for many JSON libraries), so such a document would
+  // mean different things to different users: refuse it.
+  if (auto duplicate = DuplicateKey(object)) {
+    Refuse(which, "the key \"" + std::string(*duplicate) +
+                      "\" appears twice at the top level; keep one of them");
   }
 
   // The text scan is needed only to cut out "__id" or to copy the exact text

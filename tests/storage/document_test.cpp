@@ -70,6 +70,21 @@ TEST(Document, RefusesBadInputSayingWhy) {
   }
 }
 
+TEST(Document, RefusesDuplicateTopLevelKeys) {
+  try {
+    PrepareDocument(R"({"rid":1,"fid":2,"rid":2})", {"rid"}, 1000);
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kBadDocument);
+    EXPECT_NE(std::string(e.what()).find("\"rid\" appears twice"), std::string::npos)
+        << e.what();
+  }
+
+  // Equal keys in different nested objects are fine.
+  auto doc = PrepareDocument(R"({"a":{"x":1},"b":{"x":2},"x":3})", {"x"}, 1000);
+  EXPECT_EQ(std::get<int64_t>(doc.indexed[0]), 3);
+}
+
 TEST(Document, BatchNamesTheBadDocument) {
   std::vector<std::string_view> docs = {"{}", "{\"a\":1}", "{oops}", "{}"};
   try {
