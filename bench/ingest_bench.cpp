@@ -306,18 +306,74 @@ std::vector<double> AsyncCallCost(const Data& data, int bursts) {
   return call_us;
 }
 
+// Latencies of reads over the network from a tool on an idle server holding
+// the real anomalies: what a visualization or an analyst sees.
+void RemoteReads(const Data& data) {
+  const fs::path dir = ScratchDir("reads");
+  {
+    Server server(dir, 1);
+    {
+      Client rank = Client::ConnectRank(dir, 0);
+      std::vector<std::string> anomalies;
+      for (const auto& [name, json] : data.docs) {
+        if (name == "anomalies") anomalies.push_back(json);
+      }
+      rank.database().collection("anomalies").store_multi(anomalies);
+    }
+
+    Client tool = Client::ConnectTool(dir);
+    auto anomalies = tool.shard(0).collection("anomalies");
+    const int64_t size = anomalies.size();
+    std::mt19937 random(42);
+    auto time_ms = [](auto&& call, int times, std::size_t& found) {
+      std::vector<double> ms;
+      for (int i = 0; i < times; ++i) {
+        const auto t0 = Clock::now();
+        found = call();
+        ms.push_back(Seconds(Clock::now() - t0) * 1e3);
+      }
+      return ms;
+    };
+    std::size_t found = 0;
+    auto report = [&](const char* what, auto&& call, int times) {
+      const std::vector<double> ms = time_ms(call, times, found);
+      std::printf("| %s | %zu | %.3f | %.3f |\n", what, found, Percentile(ms, 0.5),
+                  Percentile(ms, 0.99));
+    };
+
+    std::printf("\n| read from a tool, idle server, %lld anomalies | records | median ms |"
+                " p99 ms |\n| --- | ---: | ---: | ---: |\n",
+                static_cast<long long>(size));
+    auto fetch = [&] {
+      return anomalies.fetch(std::uniform_int_distribution<int64_t>(0, size - 1)(random))
+          .json.size() > 0 ? std::size_t{1} : std::size_t{0};
+    };
+    report("fetch by id", fetch, 2000);
+    auto indexed = [&] { return anomalies.filter("fid = 500").size(); };
+    report("filter `fid = 500` (indexed)", indexed, 200);
+    auto scan = [&] { return anomalies.filter("runtime_exclusive > 100000").size(); };
+    report("filter `runtime_exclusive > 100000` (scan)", scan, 20);
+    auto everything = [&] { return anomalies.all().size(); };
+    report("all records (25 MB)", everything, 10);
+  }
+  fs::remove_all(dir);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   // --only C S: a single configuration (C clients, S shards); --skip-rss:
-  // no long run; --rss-rounds R: copies of the data set in the long run.
+  // no long run; --rss-rounds R: copies of the data set in the long run;
+  // --reads-only: only the latencies of reads from a tool.
   int rss_rounds = 10;
   int rounds = 3;
   bool skip_rss = false;
+  bool reads_only = false;
   std::vector<int> client_counts{1, 4, 16};
   std::vector<int> shard_counts{1, 2, 4};
   for (int i = 1; i < argc; ++i) {
     if (std::strcmp(argv[i], "--skip-rss") == 0) skip_rss = true;
+    if (std::strcmp(argv[i], "--reads-only") == 0) reads_only = true;
     if (std::strcmp(argv[i], "--rss-rounds") == 0 && i + 1 < argc) {
       rss_rounds = std::stoi(argv[++i]);
     }
@@ -329,6 +385,10 @@ int main(int argc, char** argv) {
   }
 
   const Data data = LoadData();
+  if (reads_only) {
+    RemoteReads(data);
+    return 0;
+  }
   const double mb = static_cast<double>(data.bytes) / 1e6;
   std::printf("data set: %zu documents, %.1f MB; batches of %zu documents; "
               "each measurement stores the data set %d times\n\n",
@@ -357,6 +417,8 @@ int main(int argc, char** argv) {
   std::printf("\nstore_async of one document, bursts of 32 within the window: "
               "median %.1f us, p99 %.1f us (%zu calls)\n",
               Percentile(cost, 0.5), Percentile(cost, 0.99), cost.size());
+
+  RemoteReads(data);
 
   if (!skip_rss) {
     const RunResult r = Ingest(data, 16, 2, rss_rounds, true);
