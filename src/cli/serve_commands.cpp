@@ -34,6 +34,7 @@ struct ServeArgs {
   bool no_autoshutdown = false;
   int reader_threads = 2;
   int queue_mb = 16;
+  double client_timeout_s = 10;
 };
 
 // Each client holds two TCP connections to its instance; hundreds of ranks
@@ -57,6 +58,8 @@ int RunServe(const ServeArgs& a) {
   options.autoshutdown = !a.no_autoshutdown;
   options.reader_threads = static_cast<std::size_t>(a.reader_threads);
   options.queue_bytes = static_cast<std::size_t>(a.queue_mb) << 20;
+  options.client_timeout =
+      std::chrono::milliseconds(static_cast<int64_t>(a.client_timeout_s * 1000));
 
   if ((a.instance < 0) != (a.instances < 0)) {
     throw Error(ErrorCode::kInvalidArgument, "give both --instance and --instances, or neither");
@@ -144,13 +147,14 @@ void PrintStatus(const nlohmann::json& instances) {
     const auto& in = s.at("ingest");
     std::cout << fmt::format(
         "instance {} of {} at {} (pid {}): up {:.1f} s{}\n"
-        "  clients: {} (ranks {}, parameter server {}, tools {}; ranks seen {})\n"
+        "  clients: {} (ranks {}, parameter server {}, tools {}; ranks seen {}, vanished {})\n"
         "  ingest: {} records, {}; now {:.0f} records/s, {}/s; reader queue {}\n",
         s.at("instance").get<int>(), s.at("instances").get<int>(),
         s.at("endpoint").get<std::string>(), s.at("pid").get<int>(),
         s.at("uptime_s").get<double>(), s.at("stopping").get<bool>() ? ", stopping" : "",
         c.at("total").get<int>(), c.at("rank").get<int>(), c.at("ps").get<int>(),
-        c.at("tool").get<int>(), c.at("ranks_seen").get<int>(), in.at("records").get<uint64_t>(),
+        c.at("tool").get<int>(), c.at("ranks_seen").get<int>(), c.value("vanished", 0),
+        in.at("records").get<uint64_t>(),
         Bytes(in.at("bytes").get<double>()), in.at("records_per_s").get<double>(),
         Bytes(in.at("bytes_per_s").get<double>()), s.at("reader_queue").get<int>());
 
@@ -207,6 +211,10 @@ void AddServeCommands(CLI::App& app, int& exit_code) {
                     "Write requests queued per database before backpressure, in MiB")
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
+  serve->add_option("--client-timeout", args->client_timeout_s,
+                    "Seconds of silence after which a client counts as vanished (0: never)")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
   serve->callback([args, &exit_code] { exit_code = RunServe(*args); });
 
   auto stop_dir = std::make_shared<std::string>();

@@ -17,7 +17,10 @@
 // raised by the server is rethrown with the server's code and message, a
 // server that does not answer within the timeout gives kTimeout naming the
 // address and the request, and a connection that drops fails the requests in
-// flight on it at once with kUnavailable.
+// flight on it at once with kUnavailable. A server drops a client it has not
+// heard from for its --client-timeout (keep-alives normally prevent that);
+// every later request of that client fails with kProtocol, telling it to
+// connect anew.
 #pragma once
 
 #include <chrono>
@@ -48,6 +51,11 @@ struct ClientOptions {
   std::chrono::milliseconds request_timeout{60'000};
   // Asynchronous requests in flight at once, per client.
   std::size_t max_outstanding = 64;
+  // A connection that has sent nothing for this long sends a keep-alive, so
+  // that the server does not take an idle client for one that vanished. Keep
+  // it well below the servers' --client-timeout (10 s by default); 0 sends
+  // none.
+  std::chrono::milliseconds heartbeat_interval{1'000};
   // Query limits passed to the server with filter/query calls (0: server's).
   std::chrono::milliseconds query_time_limit{0};
   std::size_t query_row_limit = 0;

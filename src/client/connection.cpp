@@ -116,6 +116,7 @@ Connection::Connection(zmq::context_t& context, std::string endpoint, std::strin
 
   wake_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   if (wake_fd_ < 0) throw Error(ErrorCode::kInternal, "cannot create an eventfd");
+  last_sent_ = last_read_sent_ = Clock::now();
   thread_ = std::thread([this] { Run(); });
 }
 
@@ -291,6 +292,7 @@ void Connection::Run() {
       stopping = stop_;
     }
     SendQueued();
+    KeepAlive();
 
     if (stopping) {
       FailAll("the connection to " + endpoint_ + " was closed before the reply came");
@@ -298,6 +300,9 @@ void Connection::Run() {
     }
 
     auto wait = kIdlePoll;
+    if (options_.heartbeat_interval.count() > 0) {
+      wait = std::min(wait, options_.heartbeat_interval);
+    }
     if (!in_flight_.empty()) {
       const auto first = std::min_element(in_flight_.begin(), in_flight_.end(),
                                           [](const auto& a, const auto& b) {
@@ -344,8 +349,29 @@ void Connection::SendQueued() {
 
     in_flight_.emplace(out.id, InFlight{out.to_reads, out.deadline, std::move(out.what),
                                         std::move(out.done), out.timeout});
+    (out.to_reads ? last_read_sent_ : last_sent_) = Clock::now();
     unsent_.pop_front();
   }
+}
+
+void Connection::KeepAlive() {
+  // A server that is stopping or gone has no lease to keep; pings to it would
+  // only pile up in ZeroMQ's queue until it reconnects.
+  const auto interval = options_.heartbeat_interval;
+  if (interval.count() <= 0 || server_stopping_) return;
+
+  const auto now = Clock::now();
+  auto ping = [&](zmq::socket_t& socket, Clock::time_point& last_sent) {
+    if (now - last_sent < interval) return;
+    const std::string text =
+        protocol::DumpHeader({{"id", next_id_.fetch_add(1)}, {"op", "ping"}});
+    // A ping ZeroMQ cannot take now is simply skipped: the next one is due
+    // one interval later, far within the server's timeout.
+    [[maybe_unused]] auto sent = socket.send(zmq::buffer(text), zmq::send_flags::dontwait);
+    last_sent = now;
+  };
+  ping(socket_, last_sent_);
+  if (read_socket_) ping(*read_socket_, last_read_sent_);
 }
 
 void Connection::ReceiveReplies(zmq::socket_t& socket) {

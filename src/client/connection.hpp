@@ -8,8 +8,9 @@
 // thread builds a request's frames itself, puts them on a mutex-protected
 // queue and wakes the background thread through an eventfd; only the
 // background thread touches the socket and the table of requests in flight,
-// and it runs the completion callbacks. A Window shared by all connections
-// of a client bounds the requests in flight.
+// and it runs the completion callbacks. It also sends the keep-alives that
+// hold the connection's lease on the server while the client is idle. A
+// Window shared by all connections of a client bounds the requests in flight.
 #pragma once
 
 #include <atomic>
@@ -127,6 +128,9 @@ class Connection {
   void SendQueued();
   void ReceiveReplies(zmq::socket_t& socket);
   void ExpireRequests();
+  // Sends a ping on each socket that has sent nothing for the heartbeat
+  // interval.
+  void KeepAlive();
   // The socket lost its TCP connection: the server cannot answer what was
   // sent on it, so those requests fail now rather than at their timeout.
   void ConnectionLost(zmq::socket_t& monitor, bool reads);
@@ -157,6 +161,8 @@ class Connection {
   // Background thread only.
   std::deque<Outgoing> unsent_;  // taken from queue_, not yet accepted by ZeroMQ
   std::map<uint64_t, InFlight> in_flight_;
+  std::chrono::steady_clock::time_point last_sent_;       // on socket_
+  std::chrono::steady_clock::time_point last_read_sent_;  // on read_socket_
 
   std::thread thread_;
 };

@@ -9,11 +9,12 @@ namespace provdb::protocol {
 
 namespace {
 
-constexpr std::array<std::pair<Op, std::string_view>, 17> kOpNames{{
+constexpr std::array<std::pair<Op, std::string_view>, 18> kOpNames{{
     {Op::kHello, "hello"},
     {Op::kGoodbye, "goodbye"},
     {Op::kStop, "stop"},
     {Op::kStatus, "status"},
+    {Op::kPing, "ping"},
     {Op::kStore, "store"},
     {Op::kUpdate, "update"},
     {Op::kErase, "erase"},

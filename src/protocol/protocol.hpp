@@ -43,6 +43,7 @@ enum class Op {
   kGoodbye,
   kStop,
   kStatus,
+  kPing,  // keep-alive: renews the connection's lease, gets no reply
   kStore,
   kUpdate,
   kErase,

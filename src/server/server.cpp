@@ -8,11 +8,18 @@
 // write queue is full the IO thread stops reading the main socket (that is
 // the backpressure) but keeps reading the read socket, so that a query
 // during a flood of writes does not wait for the writers.
+//
+// Leases: every message from a client renews its lease (idle clients send
+// pings). A client silent for longer than the client timeout is dropped as
+// vanished, as if it had said goodbye, so that a killed rank does not keep
+// the instance from shutting down. Its acknowledged writes were committed
+// before their acknowledgement, so dropping it loses nothing stored.
 #include "server/server.hpp"
 
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <csignal>
@@ -67,12 +74,17 @@ struct Peer {
   std::string role;
   int rank = -1;
   Clock::time_point since;
+  Clock::time_point last_heard;  // the last message of any kind from it
 };
 
 std::string DescribePeer(const Peer& peer) {
   if (peer.role == protocol::kRoleRank) return "rank " + std::to_string(peer.rank);
   if (peer.role == protocol::kRoleParameterServer) return "parameter server";
   return "tool";
+}
+
+std::string PeerKey(const Request& request) {
+  return static_cast<char>(request.route) + std::string(request.identity.to_string_view());
 }
 
 std::string DatabaseLabel(const std::string& name) {
@@ -105,6 +117,12 @@ struct Server::Impl {
   // IO thread only from here on.
   std::map<std::string, Peer> peers;  // key: route byte and ROUTER routing id
   int ranks_seen = 0;
+  int vanished = 0;  // clients dropped after their lease ran out
+  // While a queue is full the IO thread stops reading some sockets, so the
+  // messages of live clients wait unread in ZeroMQ: silence before this
+  // moment is the server's own doing and does not count against a lease.
+  Clock::time_point reading_since = Clock::now();
+  Clock::time_point next_lease_check = Clock::now();
   bool stopping = false;
   std::string stop_reason;
   bool workers_closed = false;
@@ -131,12 +149,15 @@ struct Server::Impl {
   void HandleMessage(std::vector<zmq::message_t>& frames, Route route);
   zmq::socket_t& RouterOf(Route route) { return route == Route::kReads ? read_router : router; }
   void Dispatch(Request& request);
+  Error UnknownPeer() const;
   void HandleHello(Request& request);
   void HandleGoodbye(Request& request);
   void HandleStatus(Request& request);
   void SubmitRead(ReaderPool::Task task);
   void BeginStop(const std::string& reason);
   void CheckAutoshutdown();
+  std::chrono::milliseconds LeaseCheckPeriod() const;
+  void ExpireLeases();
   std::size_t ClientCount() const;
   void SampleRate();
   nlohmann::json StatusSnapshot();
@@ -250,7 +271,7 @@ std::string Server::Impl::Run() {
         {nullptr, wake_pipe[0], ZMQ_POLLIN, 0},
     };
     try {
-      zmq::poll(items, 4, parked ? std::chrono::milliseconds(5) : std::chrono::milliseconds(500));
+      zmq::poll(items, 4, parked ? std::chrono::milliseconds(5) : LeaseCheckPeriod());
     } catch (const zmq::error_t& e) {
       // A stop signal interrupts the poll; the wake-up pipe says which.
       if (e.num() != EINTR) throw;
@@ -269,6 +290,7 @@ std::string Server::Impl::Run() {
     if (!parked_read) ReadRequests(read_router, Route::kReads);
     if (!parked_write && !parked_read) ReadRequests(router, Route::kMain);
     SampleRate();
+    ExpireLeases();
 
     // Stop: once nothing waits for a queue, let the workers drain theirs.
     // Their done markers arrive after their last reply.
@@ -325,6 +347,11 @@ void Server::Impl::HandleMessage(std::vector<zmq::message_t>& frames, Route rout
   Request request;
   request.route = route;
   request.identity = std::move(frames[0]);
+
+  // Anything a client sends, even a malformed request, shows it is alive.
+  auto peer = peers.find(PeerKey(request));
+  if (peer != peers.end()) peer->second.last_heard = Clock::now();
+
   try {
     if (frames.size() < 2) {
       throw Error(ErrorCode::kProtocol, "a request needs a JSON header frame");
@@ -370,14 +397,6 @@ void Server::Impl::HandleMessage(std::vector<zmq::message_t>& frames, Route rout
   }
 }
 
-namespace {
-
-std::string PeerKey(const Request& request) {
-  return static_cast<char>(request.route) + std::string(request.identity.to_string_view());
-}
-
-}  // namespace
-
 void Server::Impl::Dispatch(Request& request) {
   switch (request.op) {
     case Op::kHello:
@@ -387,10 +406,9 @@ void Server::Impl::Dispatch(Request& request) {
   }
 
   auto peer = peers.find(PeerKey(request));
-  if (peer == peers.end()) {
-    throw Error(ErrorCode::kProtocol, "say hello first (protocol version " +
-                                          std::to_string(protocol::kVersion) + ")");
-  }
+  if (peer == peers.end()) throw UnknownPeer();
+  // Receiving it has renewed the lease; a ping asks for nothing else.
+  if (request.op == Op::kPing) return;
   if (request.route == Route::kReads && request.op != Op::kGoodbye &&
       request.op != Op::kStatus && !protocol::IsRead(request.op)) {
     throw Error(ErrorCode::kProtocol, "the read endpoint takes reads only; send " +
@@ -439,6 +457,20 @@ void Server::Impl::Dispatch(Request& request) {
   });
 }
 
+Error Server::Impl::UnknownPeer() const {
+  // The same answer whether the connection never said hello or was dropped:
+  // the server does not remember the clients it dropped.
+  std::string dropped;
+  if (options.client_timeout.count() > 0) {
+    dropped = fmt::format(", or instance {} dropped it after {:.1f} s of silence", options.instance,
+                          std::chrono::duration<double>(options.client_timeout).count());
+  }
+  return Error(ErrorCode::kProtocol,
+               "say hello first: this connection has not said hello" + dropped +
+                   "; connect anew with a new client (protocol version " +
+                   std::to_string(protocol::kVersion) + ")");
+}
+
 void Server::Impl::SubmitRead(ReaderPool::Task task) {
   if (!readers->TryPush(task)) parked_read = std::move(task);
 }
@@ -460,6 +492,7 @@ void Server::Impl::HandleHello(Request& request) {
   Peer peer;
   peer.role = HeaderString(header, "role");
   peer.since = Clock::now();
+  peer.last_heard = peer.since;
   if (request.route == Route::kReads) {
     // The read socket of a client that said hello on the main socket.
     if (peer.role != protocol::kRoleReader) {
@@ -518,7 +551,52 @@ void Server::Impl::CheckAutoshutdown() {
   for (const auto& [key, peer] : peers) {
     if (peer.role == protocol::kRoleRank || peer.role == protocol::kRoleParameterServer) return;
   }
-  BeginStop("every rank and the parameter server left");
+  BeginStop(vanished == 0 ? "every rank and the parameter server left"
+                           : "every rank and the parameter server left, " +
+                                 std::to_string(vanished) + " of them vanished");
+}
+
+std::chrono::milliseconds Server::Impl::LeaseCheckPeriod() const {
+  // The idle poll timeout too: an idle instance must wake up to see that a
+  // lease ran out. A quarter of the timeout keeps the lateness small.
+  constexpr std::chrono::milliseconds kMaxPeriod(500);
+  if (options.client_timeout.count() <= 0) return kMaxPeriod;
+  return std::clamp(options.client_timeout / 4, std::chrono::milliseconds(10), kMaxPeriod);
+}
+
+void Server::Impl::ExpireLeases() {
+  if (options.client_timeout.count() <= 0 || stopping) return;
+  const auto now = Clock::now();
+  if (parked_write || parked_read) {
+    reading_since = now;
+    return;
+  }
+  if (now < next_lease_check) return;
+  next_lease_check = now + LeaseCheckPeriod();
+
+  bool dropped = false;
+  for (auto it = peers.begin(); it != peers.end();) {
+    const Peer& peer = it->second;
+    if (now - std::max(peer.last_heard, reading_since) < options.client_timeout) {
+      ++it;
+      continue;
+    }
+    const Peer gone = peer;
+    it = peers.erase(it);
+    // A reader socket goes with its client, which is logged on its own.
+    if (gone.role == protocol::kRoleReader) continue;
+
+    ++vanished;
+    dropped = true;
+    const auto level = gone.role == protocol::kRoleTool ? spdlog::level::debug
+                                                          : spdlog::level::warn;
+    spdlog::log(level,
+                "{} vanished: nothing heard from it for {:.1f} s (client timeout {:.1f} s); "
+                "dropped it, its acknowledged writes are committed ({} clients)",
+                DescribePeer(gone), std::chrono::duration<double>(now - gone.last_heard).count(),
+                std::chrono::duration<double>(options.client_timeout).count(), ClientCount());
+  }
+  if (dropped) CheckAutoshutdown();
 }
 
 void Server::Impl::BeginStop(const std::string& reason) {
@@ -550,6 +628,7 @@ nlohmann::json Server::Impl::StatusSnapshot() {
   }
   clients["total"] = ClientCount();
   clients["ranks_seen"] = ranks_seen;
+  clients["vanished"] = vanished;
 
   const uint64_t records = RecordsStored();
   const uint64_t bytes = BytesStored();

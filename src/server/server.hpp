@@ -33,6 +33,10 @@ struct ServerOptions {
   // Bytes of write requests queued per database before the IO thread stops
   // reading new requests (backpressure on the clients).
   std::size_t queue_bytes = 16u << 20;
+  // A client not heard from for this long (clients send keep-alives while
+  // idle) is dropped as vanished, so that a killed rank cannot hold off
+  // autoshutdown. 0: never drop.
+  std::chrono::milliseconds client_timeout{10'000};
 };
 
 // Instance index and count from the environment of an MPI launcher or Slurm

@@ -25,12 +25,10 @@ namespace fs = std::filesystem;
 
 std::string ProvdbBinary() { return PROVDB_BINARY; }
 
-namespace {
-
-int Spawn(const std::vector<std::string>& args, const fs::path& log) {
-  std::vector<char*> argv;
-  std::string binary = ProvdbBinary();
-  argv.push_back(binary.data());
+int StartProcess(const std::string& binary_path, const std::vector<std::string>& args,
+                 const fs::path& log) {
+  std::string binary = binary_path;
+  std::vector<char*> argv{binary.data()};
   std::vector<std::string> copies = args;
   for (auto& a : copies) argv.push_back(a.data());
   argv.push_back(nullptr);
@@ -48,14 +46,12 @@ int Spawn(const std::vector<std::string>& args, const fs::path& log) {
   return pid;
 }
 
-}  // namespace
-
 ServerProcess::ServerProcess(const fs::path& dir, const std::vector<std::string>& args) {
   static int counter = 0;
   log_ = dir / ("serve." + std::to_string(counter++) + ".log");
   std::vector<std::string> all{"serve", "--dir", dir.string()};
   all.insert(all.end(), args.begin(), args.end());
-  pid_ = Spawn(all, log_);
+  pid_ = StartProcess(ProvdbBinary(), all, log_);
 }
 
 ServerProcess::~ServerProcess() {
@@ -90,7 +86,7 @@ std::string ServerProcess::LogText() const {
 
 int RunProvdb(const std::vector<std::string>& args) {
   const fs::path log = fs::temp_directory_path() / ("provdb-run-" + std::to_string(::getpid()));
-  const int pid = Spawn(args, log);
+  const int pid = StartProcess(ProvdbBinary(), args, log);
   int status = 0;
   ::waitpid(pid, &status, 0);
   std::error_code ignored;

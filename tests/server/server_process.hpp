@@ -39,6 +39,11 @@ class ServerProcess {
   std::filesystem::path log_;
 };
 
+// Starts `binary args...` with its standard output and error appended to
+// `log`; returns its pid. The caller waits for it.
+int StartProcess(const std::string& binary, const std::vector<std::string>& args,
+                 const std::filesystem::path& log);
+
 // Runs a provdb subcommand to completion; returns its exit status.
 int RunProvdb(const std::vector<std::string>& args);
 
