@@ -18,6 +18,7 @@
 
 #include "common/error.hpp"
 #include "storage/filter.hpp"
+#include "storage/query_guard.hpp"
 
 namespace provdb::storage {
 namespace {
@@ -29,9 +30,6 @@ constexpr int kApplicationId = 0x70726f76;
 // How long a connection waits for a lock held by another one (checkpoints,
 // another process) before reporting a storage error.
 constexpr int kBusyTimeoutMs = 10'000;
-
-// The progress handler runs every this many virtual machine instructions.
-constexpr int kProgressInterval = 1000;
 
 constexpr std::size_t kMaxNameLength = 64;
 
@@ -95,112 +93,6 @@ bool IsNoSuchTable(sqlite3* db) {
   return std::string_view(sqlite3_errmsg(db)).starts_with("no such table");
 }
 
-// The bytes of the values of the current row. Only text and blobs are asked
-// for their size: asking a number converts it to text, after which SQLite
-// no longer reports its type.
-std::size_t RowBytes(sqlite3_stmt* stmt) {
-  std::size_t bytes = 0;
-  for (int c = 0, n = sqlite3_column_count(stmt); c < n; ++c) {
-    int type = sqlite3_column_type(stmt, c);
-    bytes += type == SQLITE_TEXT || type == SQLITE_BLOB
-                 ? std::size_t(sqlite3_column_bytes(stmt, c))
-                 : sizeof(int64_t);
-  }
-  return bytes;
-}
-
-// What a refused query tried to do, recorded by the authorizer so that the
-// error can say it.
-struct AuthState {
-  std::string refused;
-};
-
-const char* ActionName(int action) {
-  switch (action) {
-    case SQLITE_INSERT: return "insert into";
-    case SQLITE_UPDATE: return "update";
-    case SQLITE_DELETE: return "delete from";
-    case SQLITE_CREATE_TABLE:
-    case SQLITE_CREATE_TEMP_TABLE: return "create table";
-    case SQLITE_CREATE_INDEX:
-    case SQLITE_CREATE_TEMP_INDEX: return "create index";
-    case SQLITE_CREATE_VIEW:
-    case SQLITE_CREATE_TEMP_VIEW: return "create view";
-    case SQLITE_CREATE_TRIGGER:
-    case SQLITE_CREATE_TEMP_TRIGGER: return "create trigger";
-    case SQLITE_DROP_TABLE:
-    case SQLITE_DROP_TEMP_TABLE: return "drop table";
-    case SQLITE_DROP_INDEX:
-    case SQLITE_DROP_TEMP_INDEX: return "drop index";
-    case SQLITE_DROP_VIEW:
-    case SQLITE_DROP_TEMP_VIEW: return "drop view";
-    case SQLITE_DROP_TRIGGER:
-    case SQLITE_DROP_TEMP_TRIGGER: return "drop trigger";
-    case SQLITE_ATTACH: return "attach a database";
-    case SQLITE_DETACH: return "detach a database";
-    case SQLITE_PRAGMA: return "run a PRAGMA";
-    case SQLITE_TRANSACTION: return "control a transaction";
-    case SQLITE_SAVEPOINT: return "use a savepoint";
-    case SQLITE_ALTER_TABLE: return "alter table";
-    case SQLITE_REINDEX: return "reindex";
-    case SQLITE_ANALYZE: return "analyze";
-    case SQLITE_CREATE_VTABLE: return "create a virtual table";
-    case SQLITE_DROP_VTABLE: return "drop a virtual table";
-    default: return "do something other than read";
-  }
-}
-
-// Allows only what a SELECT needs. Installed on every read-only connection;
-// SQLite calls it while compiling, so a refused statement never runs.
-int ReadOnlyAuthorizer(void* user, int action, const char* arg1, const char*, const char*,
-                       const char*) {
-  switch (action) {
-    case SQLITE_SELECT:
-    case SQLITE_READ:
-    case SQLITE_FUNCTION:
-    case SQLITE_RECURSIVE:
-      return SQLITE_OK;
-    default:
-      break;
-  }
-
-  // The first use of a table-valued function such as json_each() registers
-  // it in the in-memory schema, which SQLite reports as an update of
-  // sqlite_master. Nothing is written: the connection is read-only and
-  // sqlite3_stmt_readonly() is checked after compiling.
-  bool schema_table = arg1 != nullptr && (std::string_view(arg1) == "sqlite_master" ||
-                                          std::string_view(arg1) == "sqlite_schema");
-  if (action == SQLITE_UPDATE && schema_table) return SQLITE_OK;
-
-  auto* state = static_cast<AuthState*>(user);
-  if (state->refused.empty()) {
-    if (schema_table) {
-      // CREATE and DROP are reported first as writes to sqlite_master.
-      state->refused = "change the database schema (CREATE, DROP, ALTER)";
-    } else {
-      state->refused = ActionName(action);
-      if (arg1 != nullptr && action != SQLITE_TRANSACTION) {
-        state->refused += std::string(" ") + arg1;
-      }
-    }
-  }
-  return SQLITE_DENY;
-}
-
-struct Deadline {
-  std::chrono::steady_clock::time_point at;
-  bool passed = false;
-};
-
-int ProgressHandler(void* user) {
-  auto* deadline = static_cast<Deadline*>(user);
-  if (std::chrono::steady_clock::now() >= deadline->at) {
-    deadline->passed = true;
-    return 1;
-  }
-  return 0;
-}
-
 SqlValue ColumnValue(sqlite3_stmt* stmt, int column) {
   switch (sqlite3_column_type(stmt, column)) {
     case SQLITE_INTEGER:
@@ -253,6 +145,7 @@ class Connection {
   }
 
   ~Connection() {
+    guard_.reset();
     ClearStatements();
     sqlite3_close_v2(db_);
   }
@@ -261,7 +154,9 @@ class Connection {
   Connection& operator=(const Connection&) = delete;
 
   sqlite3* db() const { return db_; }
-  AuthState& auth() { return auth_; }
+  // The read-only guard of a reader connection; null on the writer.
+  QueryGuard* guard() const { return guard_.get(); }
+  void Guard() { guard_ = std::make_unique<QueryGuard>(db_); }
 
   // Returns the cached statement for `sql`, ready to bind.
   sqlite3_stmt* Statement(const std::string& sql) {
@@ -314,7 +209,7 @@ class Connection {
 
   sqlite3* db_ = nullptr;
   std::unordered_map<std::string, sqlite3_stmt*> statements_;
-  AuthState auth_;
+  std::unique_ptr<QueryGuard> guard_;
 };
 
 // Resets a cached statement when the step that uses it ends, however it ends.
@@ -573,7 +468,7 @@ struct Database::Impl {
       }
     }
     auto conn = std::make_unique<Connection>(path, SQLITE_OPEN_READONLY);
-    sqlite3_set_authorizer(conn->db(), ReadOnlyAuthorizer, &conn->auth());
+    conn->Guard();
 
     // A query may build values (zeroblob, printf, group_concat) far larger
     // than any stored document; cap them so that one query cannot take the
@@ -616,12 +511,6 @@ struct Database::Impl {
     auto info = Info(conn, name);
     if (!info) throw Error(ErrorCode::kNotFound, UnknownCollection(name));
     return *info;
-  }
-
-  QueryLimits Resolve(QueryLimits limits) const {
-    if (limits.time_limit.count() <= 0) limits.time_limit = options.query_time_limit;
-    if (limits.row_limit == 0) limits.row_limit = options.query_row_limit;
-    return limits;
   }
 
   // A write transaction on the writer connection; rolled back unless
@@ -734,95 +623,13 @@ struct Database::Impl {
     return ids;
   }
 
-  // Runs a compiled user statement on a reader under the time and row
-  // limits, handing each row to `row`.
-  template <typename RowFn>
-  void RunLimited(Connection& conn, sqlite3_stmt* stmt, std::string_view what,
-                  QueryLimits limits, RowFn&& row) {
-    Deadline deadline{std::chrono::steady_clock::now() + limits.time_limit};
-    sqlite3_progress_handler(conn.db(), kProgressInterval, ProgressHandler, &deadline);
-    struct Unhook {
-      sqlite3* db;
-      ~Unhook() { sqlite3_progress_handler(db, 0, nullptr, nullptr); }
-    } unhook{conn.db()};
-
-    std::size_t rows = 0;
-    std::size_t bytes = 0;
-    while (true) {
-      int rc = sqlite3_step(stmt);
-      if (rc == SQLITE_DONE) return;
-      if (rc == SQLITE_ROW) {
-        if (++rows > limits.row_limit) {
-          throw Error(ErrorCode::kQueryLimit,
-                      std::string(what) + " returned more than its row limit of " +
-                          std::to_string(limits.row_limit) +
-                          " rows; narrow it (WHERE, LIMIT) or raise the row limit");
-        }
-        bytes += RowBytes(stmt);
-        if (bytes > options.query_byte_limit) {
-          throw Error(ErrorCode::kQueryLimit,
-                      std::string(what) + " returned more than its limit of " +
-                          std::to_string(options.query_byte_limit >> 20) +
-                          " MiB of data; narrow it (WHERE, LIMIT, fewer columns)");
-        }
-        row(stmt);
-        continue;
-      }
-      if (deadline.passed || (rc & 0xff) == SQLITE_INTERRUPT) {
-        throw Error(ErrorCode::kQueryLimit,
-                    std::string(what) + " ran past its time limit of " +
-                        std::to_string(limits.time_limit.count()) +
-                        " ms and was stopped; narrow it or raise the time limit");
-      }
-      throw Error(ErrorCode::kQuerySyntax,
-                  std::string(what) + " failed while running: " + sqlite3_errmsg(conn.db()));
-    }
-  }
-
-  // Compiles one user statement on a reader, refusing anything that is not a
-  // single read-only statement. The caller finalizes it.
-  static sqlite3_stmt* CompileUserQuery(Connection& conn, const std::string& sql,
-                                        std::string_view what) {
-    conn.auth().refused.clear();
-    sqlite3_stmt* stmt = nullptr;
-    const char* tail = nullptr;
-    int rc = sqlite3_prepare_v2(conn.db(), sql.c_str(), int(sql.size()), &stmt, &tail);
-    if (rc != SQLITE_OK) {
-      sqlite3_finalize(stmt);
-      if (!conn.auth().refused.empty()) {
-        throw Error(ErrorCode::kQueryRefused,
-                    std::string(what) + " was refused: it would " + conn.auth().refused +
-                        "; queries may only read (SELECT or WITH ... SELECT)");
-      }
-      throw Error(ErrorCode::kQuerySyntax,
-                  std::string(what) + " does not compile: " + sqlite3_errmsg(conn.db()));
-    }
-    if (stmt == nullptr) {
-      throw Error(ErrorCode::kQuerySyntax, std::string(what) + " is empty");
-    }
-
-    auto refuse = [&](const std::string& why) {
-      sqlite3_finalize(stmt);
-      throw Error(ErrorCode::kQueryRefused, std::string(what) + " was refused: " + why);
-    };
-    if (!sqlite3_stmt_readonly(stmt)) {
-      refuse("it would write; queries may only read (SELECT or WITH ... SELECT)");
-    }
-
-    // Anything after the first statement other than blanks, ';' and comments
-    // is a second statement.
-    std::string_view rest(tail);
-    while (!rest.empty()) {
-      sqlite3_stmt* next = nullptr;
-      const char* next_tail = nullptr;
-      int next_rc = sqlite3_prepare_v2(conn.db(), rest.data(), int(rest.size()), &next,
-                                       &next_tail);
-      bool more = next_rc != SQLITE_OK || next != nullptr;
-      sqlite3_finalize(next);
-      if (more) refuse("it holds more than one statement; send one SELECT at a time");
-      rest = std::string_view(next_tail);
-    }
-    return stmt;
+  // The limits of one user statement: the call's, else the database's.
+  RunLimits Limits(QueryLimits limits) const {
+    RunLimits run;
+    run.time = limits.time_limit.count() > 0 ? limits.time_limit : options.query_time_limit;
+    run.rows = limits.row_limit > 0 ? limits.row_limit : options.query_row_limit;
+    run.bytes = options.query_byte_limit;
+    return run;
   }
 };
 
@@ -1187,10 +994,11 @@ std::vector<Record> Database::filter(std::string_view collection, std::string_vi
                     TranslateFilter(expression, info.indexed) + ") ORDER BY \"__id\"";
   std::string what = "filter \"" + std::string(expression) + "\" on " + std::string(collection);
 
-  sqlite3_stmt* stmt = Impl::CompileUserQuery(*reader, sql, what);
-  std::unique_ptr<sqlite3_stmt, int (*)(sqlite3_stmt*)> owner(stmt, sqlite3_finalize);
+  QueryGuard& guard = *reader->guard();
+  StatementPtr owner = guard.Compile(sql, what);
+  sqlite3_stmt* stmt = owner.get();
   std::vector<Record> records;
-  impl_->RunLimited(*reader, stmt, what, impl_->Resolve(limits), [&](sqlite3_stmt* row) {
+  guard.Run(stmt, what, impl_->Limits(limits), [&](sqlite3_stmt* row) {
     int64_t id = sqlite3_column_int64(row, 0);
     records.push_back(Record{id, WithRecordId(ColumnText(row, 1), id)});
   });
@@ -1205,11 +1013,12 @@ int64_t Database::count(std::string_view collection, std::string_view expression
                     TranslateFilter(expression, info.indexed) + ")";
   std::string what = "filter \"" + std::string(expression) + "\" on " + std::string(collection);
 
-  sqlite3_stmt* stmt = Impl::CompileUserQuery(*reader, sql, what);
-  std::unique_ptr<sqlite3_stmt, int (*)(sqlite3_stmt*)> owner(stmt, sqlite3_finalize);
+  QueryGuard& guard = *reader->guard();
+  StatementPtr owner = guard.Compile(sql, what);
+  sqlite3_stmt* stmt = owner.get();
   int64_t n = 0;
-  impl_->RunLimited(*reader, stmt, what, impl_->Resolve(limits),
-                    [&](sqlite3_stmt* row) { n = sqlite3_column_int64(row, 0); });
+  guard.Run(stmt, what, impl_->Limits(limits),
+            [&](sqlite3_stmt* row) { n = sqlite3_column_int64(row, 0); });
   return n;
 }
 
@@ -1218,13 +1027,14 @@ QueryResult Database::query(std::string_view sql, QueryLimits limits) const {
   std::string text(sql);
   std::string what = "query \"" + text + "\"";
 
-  sqlite3_stmt* stmt = Impl::CompileUserQuery(*reader, text, what);
-  std::unique_ptr<sqlite3_stmt, int (*)(sqlite3_stmt*)> owner(stmt, sqlite3_finalize);
+  QueryGuard& guard = *reader->guard();
+  StatementPtr owner = guard.Compile(text, what);
+  sqlite3_stmt* stmt = owner.get();
   QueryResult result;
   int columns = sqlite3_column_count(stmt);
   for (int c = 0; c < columns; ++c) result.columns.emplace_back(sqlite3_column_name(stmt, c));
 
-  impl_->RunLimited(*reader, stmt, what, impl_->Resolve(limits), [&](sqlite3_stmt* row) {
+  guard.Run(stmt, what, impl_->Limits(limits), [&](sqlite3_stmt* row) {
     std::vector<SqlValue> values;
     values.reserve(std::size_t(columns));
     for (int c = 0; c < columns; ++c) values.push_back(ColumnValue(row, c));
