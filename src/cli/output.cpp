@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <set>
 
+#include "cli/terminal_text.hpp"
 #include "common/error.hpp"
 
 namespace provdb::cli {
@@ -27,28 +28,9 @@ std::string CellText(const ojson& v) {
   return Dump(v);
 }
 
-std::size_t DisplayWidth(std::string_view s) {
-  std::size_t n = 0;
-  for (unsigned char c : s) n += (c & 0xC0) != 0x80;
-  return n;
-}
-
-// Shortens to at most kMaxCellWidth characters on one line, cutting at a
-// character boundary.
-std::string TableCell(const ojson& v) {
-  std::string s = CellText(v);
-  std::replace_if(s.begin(), s.end(), [](char c) { return c == '\n' || c == '\r' || c == '\t'; },
-                  ' ');
-  if (DisplayWidth(s) <= kMaxCellWidth) return s;
-  std::size_t chars = 0;
-  std::size_t i = 0;
-  for (; i < s.size(); ++i) {
-    if ((static_cast<unsigned char>(s[i]) & 0xC0) == 0x80) continue;
-    if (chars == kMaxCellWidth - 3) break;
-    ++chars;
-  }
-  return s.substr(0, i) + "...";
-}
+// Shortened to at most kMaxCellWidth terminal cells on one line, with
+// nothing in it that the terminal would act on.
+std::string TableCell(const ojson& v) { return Shorten(Printable(CellText(v)), kMaxCellWidth); }
 
 std::string CsvCell(const ojson& v) {
   std::string s = CellText(v);
@@ -65,7 +47,11 @@ void WriteAligned(std::ostream& out, const Table& table) {
   if (table.columns.empty()) return;
   std::vector<std::vector<std::string>> cells;
   std::vector<std::size_t> width(table.columns.size());
-  for (std::size_t c = 0; c < table.columns.size(); ++c) width[c] = DisplayWidth(table.columns[c]);
+  std::vector<std::string> header;
+  for (std::size_t c = 0; c < table.columns.size(); ++c) {
+    header.push_back(Printable(table.columns[c]));
+    width[c] = DisplayWidth(header.back());
+  }
   for (const auto& row : table.rows) {
     auto& line = cells.emplace_back();
     for (std::size_t c = 0; c < row.size(); ++c) {
@@ -74,22 +60,22 @@ void WriteAligned(std::ostream& out, const Table& table) {
     }
   }
 
-  // Left-aligned cells of the last column are not padded: no trailing blanks.
-  const std::size_t last = table.columns.size() - 1;
-  auto pad = [&](const std::string& s, std::size_t c, bool right) {
-    const std::string fill(width[c] - DisplayWidth(s), ' ');
-    out << (c > 0 ? "  " : "") << (right ? fill + s : c == last ? s : s + fill);
-  };
-  for (std::size_t c = 0; c < table.columns.size(); ++c) pad(table.columns[c], c, false);
-  out << '\n';
-  for (std::size_t c = 0; c < table.columns.size(); ++c) pad(std::string(width[c], '-'), c, false);
-  out << '\n';
-  for (std::size_t r = 0; r < cells.size(); ++r) {
-    for (std::size_t c = 0; c < cells[r].size(); ++c) {
-      pad(cells[r][c], c, table.rows[r][c].is_number());
+  // Lines end without blanks, also when their last cells are empty.
+  auto write = [&](const std::vector<std::string>& line, const std::vector<ojson>* values) {
+    std::string text;
+    for (std::size_t c = 0; c < line.size(); ++c) {
+      const std::string fill(width[c] - DisplayWidth(line[c]), ' ');
+      const bool right = values != nullptr && (*values)[c].is_number();
+      text += (c > 0 ? "  " : "") + (right ? fill + line[c] : line[c] + fill);
     }
-    out << '\n';
-  }
+    text.erase(text.find_last_not_of(' ') + 1);
+    out << text << '\n';
+  };
+  write(header, nullptr);
+  std::vector<std::string> rule;
+  for (std::size_t c = 0; c < width.size(); ++c) rule.emplace_back(width[c], '-');
+  write(rule, nullptr);
+  for (std::size_t r = 0; r < cells.size(); ++r) write(cells[r], &table.rows[r]);
 }
 
 ojson RowObject(const Table& table, const std::vector<ojson>& row) {
@@ -98,7 +84,8 @@ ojson RowObject(const Table& table, const std::vector<ojson>& row) {
   return obj;
 }
 
-// The document with "__shard" right after "__id".
+// The document with "__shard" right after "__id". Like "__id", "__shard"
+// is the tool's: a member of that name in the stored document is replaced.
 ojson Tagged(const Document& doc) {
   ojson parsed = ojson::parse(doc.record.json);
   if (!doc.shard) return parsed;
@@ -106,16 +93,18 @@ ojson Tagged(const Document& doc) {
   out["__id"] = doc.record.id;
   out["__shard"] = *doc.shard;
   for (auto& [key, value] : parsed.items()) {
-    if (key != "__id") out[key] = std::move(value);
+    if (key != "__id" && key != "__shard") out[key] = std::move(value);
   }
   return out;
 }
 
 // The stored text with ,"__shard":k spliced after the "__id" value, which
-// is always the first member.
+// is always the first member. A document that holds a "__shard" of its own
+// (rare) is parsed and rewritten instead, to drop it.
 std::string TaggedText(const Document& doc) {
   const std::string& json = doc.record.json;
   if (!doc.shard) return json;
+  if (json.find("\"__shard\"") != std::string::npos) return Dump(Tagged(doc));
   const std::size_t end = json.find_first_of(",}");
   if (end == std::string::npos) return json;
   return json.substr(0, end) + ",\"__shard\":" + std::to_string(*doc.shard) + json.substr(end);
@@ -209,13 +198,14 @@ void WriteDocuments(std::ostream& out, const std::vector<Document>& docs, Format
     return;
   }
 
+  const std::vector<std::string> paths = !fields.empty()           ? fields
+                                         : !default_fields.empty() ? default_fields
+                                                                   : AllTopLevelFields(parsed);
   Table table;
-  table.columns = !fields.empty() ? fields
-                  : !default_fields.empty() ? default_fields
-                                            : AllTopLevelFields(parsed);
+  for (const auto& p : paths) table.columns.push_back(FieldLabel(p));
   for (const auto& d : parsed) {
     auto& row = table.rows.emplace_back();
-    for (const auto& f : table.columns) row.push_back(ValueAtPath(d, f));
+    for (const auto& p : paths) row.push_back(ValueAtPath(d, p));
   }
   WriteTable(out, table, format);
 }
@@ -281,6 +271,12 @@ ojson ValueAtPath(const ojson& doc, std::string_view path) {
     at = &*it;
   }
   return *at;
+}
+
+std::string FieldLabel(std::string_view path) {
+  const bool one_quoted_name = path.size() >= 2 && path.front() == '"' &&
+                               path.find('"', 1) == path.size() - 1;
+  return std::string(one_quoted_name ? path.substr(1, path.size() - 2) : path);
 }
 
 std::vector<std::string> SplitFields(std::string_view list) {

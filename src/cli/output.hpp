@@ -40,9 +40,9 @@ struct Document {
 };
 
 // Writes documents. Without `fields` JSON formats print whole documents with
-// "__shard" added after "__id", and CSV and table print `default_fields` or,
-// when that is empty, every top-level field seen. With `fields` every format
-// prints those paths only.
+// "__shard" added after "__id" (replacing any "__shard" of their own), and
+// CSV and table print `default_fields` or, when that is empty, every
+// top-level field seen. With `fields` every format prints those paths only.
 void WriteDocuments(std::ostream& out, const std::vector<Document>& docs, Format format,
                     const std::vector<std::string>& fields,
                     const std::vector<std::string>& default_fields);
@@ -50,6 +50,10 @@ void WriteDocuments(std::ostream& out, const std::vector<Document>& docs, Format
 // The value at `path` in `doc`, or null when any step of the path is absent.
 // Throws Error(kInvalidArgument) for a malformed path.
 nlohmann::ordered_json ValueAtPath(const nlohmann::ordered_json& doc, std::string_view path);
+
+// The name under which a field path is printed: the path as written, except
+// that a single quoted name ("GPU[0] Name") is printed without its quotes.
+std::string FieldLabel(std::string_view path);
 
 // Splits "a,b.c,d[0]" at the commas that are outside quotes and brackets.
 std::vector<std::string> SplitFields(std::string_view list);
