@@ -5,11 +5,13 @@
 #include <sqlite3.h>
 
 #include <algorithm>
+#include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 
 #include "cli/data_commands.hpp"
@@ -25,7 +27,7 @@ namespace fs = std::filesystem;
 
 struct ExportArgs {
   std::string dir;
-  int shard = -1;
+  std::optional<int> shard;
   bool global = false;
   std::string collection;
   std::string out;
@@ -65,7 +67,7 @@ int ExportJsonLines(const ExportArgs& a, Source& source) {
   out.flush();
   if (!out) throw Error(ErrorCode::kStorage, "writing '" + a.out + "' failed (disk full?)");
   if (file.is_open()) {
-    std::cerr << "exported " << WithThousands(written) << " records of " << a.collection
+    std::cerr << "exported " << CountOf(written, "record") << " of " << a.collection
               << " to " << a.out << "\n";
   }
   return 0;
@@ -171,7 +173,7 @@ int ExportSqlite(const ExportArgs& a, Source& source) {
   SqliteFile out(a.sqlite);
   std::set<std::string> shard_tables;
   uint64_t rows = 0;
-  Progress progress("export", 0, "records");
+  Progress progress("export", 0, "record");
 
   auto copy = [&](Target t, const std::string& collection, const std::string& table) {
     const Table part = FromQueryResult(
@@ -195,8 +197,9 @@ int ExportSqlite(const ExportArgs& a, Source& source) {
   }
   out.commit();
   progress.finish();
-  std::cerr << "exported " << WithThousands(rows) << " records of " << source.num_shards()
-            << " shards and the global database to " << a.sqlite << "\n";
+  std::cerr << "exported " << CountOf(rows, "record") << " of "
+            << CountOf(static_cast<uint64_t>(source.num_shards()), "shard")
+            << " and the global database to " << a.sqlite << "\n";
   return 0;
 }
 
@@ -206,7 +209,12 @@ int RunExport(const ExportArgs& a) {
                 "name one COLLECTION to export as JSON lines, or give --sqlite FILE to "
                 "export everything into one SQLite file (not both)");
   }
-  auto source = OpenSource(a.dir);
+  CheckShardOption(a.shard);
+  // Export reads whole collections, which on large runs takes long; it runs
+  // no statement of the user's, so it has no reason to stop early.
+  SourceOptions options;
+  options.query_time_limit = std::chrono::hours(24);
+  auto source = OpenSource(a.dir, options);
   return a.sqlite.empty() ? ExportJsonLines(a, *source) : ExportSqlite(a, *source);
 }
 

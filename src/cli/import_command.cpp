@@ -8,6 +8,8 @@
 #include <iostream>
 #include <map>
 #include <memory>
+#include <optional>
+#include <string_view>
 
 #include <simdjson.h>
 
@@ -24,8 +26,8 @@ namespace fs = std::filesystem;
 
 struct ImportArgs {
   std::string dir;
-  int shards = 0;
-  int shard = -1;
+  std::optional<int> shards;
+  std::optional<int> shard;
   bool global = false;
   std::string collection;
   std::vector<std::string> files;
@@ -40,19 +42,57 @@ struct Destination {
   std::vector<std::string> fields;
 };
 
-int ShardCount(const ImportArgs& a, const DirState& state) {
-  if (state.shard_files > 0 && a.shards > 0 && a.shards != state.shard_files) {
+// "was" or "were", to go with CountOf(n, ...).
+const char* WasWere(uint64_t n) { return n == 1 ? "was" : "were"; }
+
+void CheckArgs(const ImportArgs& a) {
+  storage::CheckCollectionName(a.collection);
+  CheckShardOption(a.shard);
+  if (a.shards && *a.shards < 1) {
     throw Error(ErrorCode::kInvalidArgument,
-                "'" + a.dir + "' already has " + std::to_string(state.shard_files) +
-                    " shards; --shards " + std::to_string(a.shards) +
+                "--shards " + std::to_string(*a.shards) +
+                    " is not a number of shards: give 1 or more, or leave it out for 1");
+  }
+  if (a.batch == 0) throw Error(ErrorCode::kInvalidArgument, "--batch must be at least 1");
+}
+
+int ShardCount(const ImportArgs& a, const DirState& state) {
+  if (state.shard_files > 0 && a.shards && *a.shards != state.shard_files) {
+    throw Error(ErrorCode::kInvalidArgument,
+                "'" + a.dir + "' already has " + CountOf(state.shard_files, "shard") +
+                    "; --shards " + std::to_string(*a.shards) +
                     " would change where records go; drop --shards or use a new directory");
   }
   if (state.shard_files > 0) return state.shard_files;
-  return a.shards > 0 ? a.shards : 1;
+  return a.shards.value_or(1);
+}
+
+// Shards are numbered without gaps; a lone provdb.3.sqlite would not be
+// found by the query tools. So --shard may only name a shard that exists,
+// or shard 0 of a new directory.
+void CheckShardExists(const ImportArgs& a, const DirState& state) {
+  const int shard = *a.shard;
+  if (shard < std::max(state.shard_files, 1)) return;
+  if (state.shard_files > 0) {
+    throw Error(ErrorCode::kInvalidArgument,
+                "'" + a.dir + "' has " + CountOf(state.shard_files, "shard") + " (0 to " +
+                    std::to_string(state.shard_files - 1) + "), so there is no shard " +
+                    std::to_string(shard) + "; the number of shards is fixed when a "
+                    "directory is made: choose a shard below " +
+                    std::to_string(state.shard_files) + ", or import into a new directory");
+  }
+  throw Error(ErrorCode::kInvalidArgument,
+              "'" + a.dir + "' has no shards yet, so there is no shard " +
+                  std::to_string(shard) + "; make " + std::to_string(shard + 1) +
+                  " empty shards first (provdb import --dir " + a.dir + " --shards " +
+                  std::to_string(shard + 1) + " " + a.collection +
+                  " - < /dev/null), then import with --shard " + std::to_string(shard) +
+                  "; or leave out --shard to spread the records by rid");
 }
 
 Destination OpenDestination(const ImportArgs& a) {
   const DirState state = InspectDir(a.dir);
+  RefuseNonDirectory(a.dir, state);
   if (state.live()) {
     throw Error(ErrorCode::kUnavailable,
                 "a server is running on '" + a.dir +
@@ -64,17 +104,9 @@ Destination OpenDestination(const ImportArgs& a) {
   std::vector<fs::path> files;
   if (a.global) {
     files.push_back(fs::path(a.dir) / storage::GlobalFileName());
-  } else if (a.shard >= 0) {
-    // Shards are numbered without gaps; a lone provdb.3.sqlite would not be
-    // found by the query tools.
-    if (a.shard >= std::max(state.shard_files, 1)) {
-      throw Error(ErrorCode::kInvalidArgument,
-                  "'" + a.dir + "' has " + std::to_string(state.shard_files) +
-                      " shards, so there is no shard " + std::to_string(a.shard) +
-                      "; create them first (import --shards N) or choose a shard below " +
-                      std::to_string(std::max(state.shard_files, 1)));
-    }
-    files.push_back(fs::path(a.dir) / storage::ShardFileName(a.shard));
+  } else if (a.shard) {
+    CheckShardExists(a, state);
+    files.push_back(fs::path(a.dir) / storage::ShardFileName(*a.shard));
   } else {
     for (int k = 0; k < ShardCount(a, state); ++k) {
       files.push_back(fs::path(a.dir) / storage::ShardFileName(k));
@@ -117,9 +149,10 @@ class Importer {
       doc = storage::PrepareDocument(json, dest_.fields, storage::kDefaultMaxDocumentBytes, which);
     } catch (const Error& e) {
       throw Error(e.code(), std::string(e.what()) + ". Nothing of the batch starting at " +
-                                first_which_ + " was stored; " + std::to_string(stored_) +
-                                " records before it were. Fix the record and import the "
-                                "rest, or the whole file into a fresh directory");
+                                first_which_ + " was stored; " + CountOf(stored_, "record") +
+                                " before it " + WasWere(stored_) +
+                                ". Fix the record and import the rest, or the whole file "
+                                "into a fresh directory");
     }
     const std::size_t k = dest_.single ? 0 : ShardOf(doc.json, position_, dest_.dbs.size());
     ++position_;
@@ -168,27 +201,33 @@ void ImportArray(LineReader& reader, std::string first_line, Importer& importer)
   simdjson::ondemand::array array;
   auto error = parser.iterate(padded).get(doc);
   if (!error) error = doc.get_array().get(array);
-  std::size_t index = 0;
+  // Elements are counted from 1, as lines are.
+  std::size_t number = 0;
   if (!error) {
     for (auto element : array) {
+      ++number;
       std::string_view raw;
       if ((error = simdjson::to_json_string(element).get(raw))) break;
-      importer.add(raw, reader.path().string() + " element " + std::to_string(index++));
+      importer.add(raw, reader.path().string() + " element " + std::to_string(number));
     }
   }
   if (error) {
     throw Error(ErrorCode::kBadDocument,
                 reader.path().string() + ": not a valid JSON array near element " +
-                    std::to_string(index) + " (" + simdjson::error_message(error) +
-                    "); records before that batch were stored");
+                    std::to_string(std::max<std::size_t>(number, 1)) + " (counting from 1; " +
+                    simdjson::error_message(error) + "); " +
+                    CountOf(importer.stored(), "record") + " before that batch " +
+                    WasWere(importer.stored()) + " stored");
   }
 }
 
-void ImportFile(const std::string& path, Importer& importer) {
-  LineReader reader(path);
+void ImportLines(LineReader& reader, Importer& importer) {
   std::string line;
   bool first = true;
   while (reader.next(line)) {
+    // Editors on some systems start UTF-8 files with a byte order mark.
+    constexpr std::string_view kBom = "\xEF\xBB\xBF";
+    if (reader.line_number() == 1 && line.starts_with(kBom)) line.erase(0, kBom.size());
     const std::size_t start = line.find_first_not_of(" \t");
     if (start == std::string::npos) continue;
     if (first && line[start] == '[') {
@@ -196,13 +235,28 @@ void ImportFile(const std::string& path, Importer& importer) {
       return;
     }
     first = false;
-    importer.add(line, path + " line " + std::to_string(reader.line_number()));
+    importer.add(line, reader.path().string() + " line " + std::to_string(reader.line_number()));
+  }
+}
+
+void ImportFile(const std::string& path, Importer& importer) {
+  LineReader reader(path);
+  try {
+    ImportLines(reader, importer);
+  } catch (const Error&) {
+    // A damaged .xz file gives a garbled last line before xz reports the
+    // damage; then the damage is the error to report, not the line.
+    reader.drain();
+    if (reader.damage().empty()) throw;
+    throw Error(ErrorCode::kBadDocument,
+                reader.damage() + ". " + CountOf(importer.stored(), "record") +
+                    " before the batch being read " + WasWere(importer.stored()) +
+                    " stored; import the complete file into a fresh directory");
   }
 }
 
 int RunImport(const ImportArgs& a) {
-  storage::CheckCollectionName(a.collection);
-  if (a.batch == 0) throw Error(ErrorCode::kInvalidArgument, "--batch must be at least 1");
+  CheckArgs(a);
   for (const auto& f : a.files) {
     std::error_code ec;
     if (f != "-" && !fs::is_regular_file(f, ec)) {
@@ -211,17 +265,17 @@ int RunImport(const ImportArgs& a) {
   }
   Destination dest = OpenDestination(a);
 
-  Progress progress("import", 0, "records");
+  Progress progress("import", 0, "record");
   Importer importer(a, dest, progress);
   for (const auto& f : a.files) ImportFile(f, importer);
   importer.flush();
   progress.finish();
 
   const std::string where = a.global ? "the global database"
-                            : dest.single ? "shard " + std::to_string(a.shard)
-                                          : std::to_string(dest.dbs.size()) + " shards";
-  std::cout << "imported " << WithThousands(importer.stored()) << " records into "
-            << a.collection << " (" << where << ") of " << a.dir << "\n";
+                            : a.shard ? "shard " + std::to_string(*a.shard)
+                                      : CountOf(dest.dbs.size(), "shard");
+  std::cout << "imported " << CountOf(importer.stored(), "record") << " into " << a.collection
+            << " (" << where << ") of " << a.dir << "\n";
   return 0;
 }
 

@@ -21,8 +21,19 @@ class LineReader {
   LineReader& operator=(const LineReader&) = delete;
 
   // Reads the next line without its end of line; false at the end of the
-  // file. Throws Error(kStorage) when xz reports a corrupt file.
+  // file. Throws Error(kBadDocument) with damage() when xz reports a
+  // truncated or corrupt file, and Error(kStorage) when xz is missing.
   bool next(std::string& line);
+
+  // Reads and drops the rest of the file, without throwing, so that damage()
+  // is known. A damaged compressed file yields garbled lines before xz
+  // reports the damage; a caller that finds a bad line calls this to learn
+  // whether the damage is the real cause.
+  void drain();
+
+  // What xz said of a truncated or corrupt file, as a message for the user;
+  // empty while none is known (always for files that are not compressed).
+  const std::string& damage() const { return damage_; }
 
   // The number of the line last returned, counting from 1.
   int64_t line_number() const { return line_number_; }
@@ -34,6 +45,9 @@ class LineReader {
   void close();
 
   std::filesystem::path path_;
+  // Where xz's complaints go, to be quoted in damage(); empty if none.
+  std::filesystem::path xz_errors_;
+  std::string damage_;
   std::FILE* file_ = nullptr;
   bool is_pipe_ = false;
   char* buffer_ = nullptr;

@@ -1,5 +1,6 @@
-// MergeResults over a private in-memory database: nothing the statement does
-// can reach the run's files, so it needs no read-only checks of its own.
+// MergeResults over a private in-memory database. The statement is guarded
+// as a query on the run's files is: without the guard it could ATTACH a file
+// and write there, and an endless one would never return.
 #include "cli/merge.hpp"
 
 #include <sqlite3.h>
@@ -7,6 +8,7 @@
 #include <memory>
 
 #include "common/error.hpp"
+#include "storage/query_guard.hpp"
 
 namespace provdb::cli {
 namespace {
@@ -16,32 +18,16 @@ using ojson = nlohmann::ordered_json;
 struct DbCloser {
   void operator()(sqlite3* db) const { sqlite3_close(db); }
 };
-struct StmtFinalizer {
-  void operator()(sqlite3_stmt* s) const { sqlite3_finalize(s); }
-};
 using DbPtr = std::unique_ptr<sqlite3, DbCloser>;
-using StmtPtr = std::unique_ptr<sqlite3_stmt, StmtFinalizer>;
+using storage::StatementPtr;
 
-StmtPtr Prepare(sqlite3* db, std::string_view sql, const std::string& what) {
+StatementPtr PrepareInsert(sqlite3* db, const std::string& sql) {
   sqlite3_stmt* stmt = nullptr;
-  const char* tail = nullptr;
-  if (sqlite3_prepare_v2(db, sql.data(), static_cast<int>(sql.size()), &stmt, &tail) !=
-      SQLITE_OK) {
-    throw Error(ErrorCode::kQuerySyntax,
-                what + " '" + std::string(sql) + "' does not compile: " + sqlite3_errmsg(db) +
-                    "; it runs over the table result(shard, <columns of --sql>)");
+  if (sqlite3_prepare_v2(db, sql.c_str(), -1, &stmt, nullptr) != SQLITE_OK) {
+    throw Error(ErrorCode::kInternal,
+                "cannot prepare the loading of --merge rows: " + std::string(sqlite3_errmsg(db)));
   }
-  StmtPtr out(stmt);
-  const std::string_view rest(tail, sql.data() + sql.size() - tail);
-  if (rest.find_first_not_of(" \t\r\n;") != std::string_view::npos) {
-    throw Error(ErrorCode::kQueryRefused,
-                what + " must be one statement; found more after '" +
-                    std::string(sql.substr(0, sql.size() - rest.size())) + "'");
-  }
-  if (out == nullptr) {
-    throw Error(ErrorCode::kQuerySyntax, what + " is empty; give a SELECT over table result");
-  }
-  return out;
+  return StatementPtr(stmt);
 }
 
 void Bind(sqlite3_stmt* stmt, int index, const ojson& v) {
@@ -73,7 +59,7 @@ void Load(sqlite3* db, const Table& rows) {
   }
 
   sqlite3_exec(db, "BEGIN", nullptr, nullptr, nullptr);
-  StmtPtr stmt = Prepare(db, insert, "the loading statement");
+  StatementPtr stmt = PrepareInsert(db, insert);
   for (const auto& row : rows.rows) {
     for (std::size_t c = 0; c < row.size(); ++c) Bind(stmt.get(), static_cast<int>(c + 1), row[c]);
     if (sqlite3_step(stmt.get()) != SQLITE_DONE) {
@@ -107,7 +93,8 @@ std::string QuoteIdentifier(const std::string& name) {
   return out + "\"";
 }
 
-Table MergeResults(const Table& rows, std::string_view sql) {
+Table MergeResults(const Table& rows, std::string_view sql,
+                   std::chrono::milliseconds time_limit) {
   sqlite3* raw = nullptr;
   if (sqlite3_open(":memory:", &raw) != SQLITE_OK) {
     sqlite3_close(raw);
@@ -116,19 +103,32 @@ Table MergeResults(const Table& rows, std::string_view sql) {
   DbPtr db(raw);
   Load(db.get(), rows);
 
-  StmtPtr stmt = Prepare(db.get(), sql, "--merge statement");
+  // The guard comes after loading, which writes; it goes before the
+  // database closes.
+  storage::QueryGuard guard(db.get());
+  const std::string what = "--merge statement '" + std::string(sql) + "'";
+  StatementPtr stmt;
+  try {
+    stmt = guard.Compile(sql, what);
+  } catch (const Error& e) {
+    if (e.code() != ErrorCode::kQuerySyntax) throw;
+    throw Error(e.code(), std::string(e.what()) +
+                              "; it runs over the table result(shard, <columns of --sql>)");
+  }
+
   Table out;
   const int n = sqlite3_column_count(stmt.get());
   for (int c = 0; c < n; ++c) out.columns.push_back(sqlite3_column_name(stmt.get(), c));
-  int rc = 0;
-  while ((rc = sqlite3_step(stmt.get())) == SQLITE_ROW) {
-    auto& row = out.rows.emplace_back();
-    for (int c = 0; c < n; ++c) row.push_back(Column(stmt.get(), c));
-  }
-  if (rc != SQLITE_DONE) {
-    throw Error(ErrorCode::kQuerySyntax, "--merge statement '" + std::string(sql) +
-                                             "' failed: " + sqlite3_errmsg(db.get()));
-  }
+  storage::RunLimits limits;
+  limits.time = time_limit;
+  // Like a query on the files, this runs on the analyst's own machine, so
+  // only its time is bounded.
+  limits.rows = std::size_t{1} << 40;
+  limits.bytes = std::size_t{1} << 40;
+  guard.Run(stmt.get(), what, limits, [&](sqlite3_stmt* row) {
+    auto& values = out.rows.emplace_back();
+    for (int c = 0; c < n; ++c) values.push_back(Column(row, c));
+  });
   return out;
 }
 

@@ -5,6 +5,7 @@
 // Pure functions: safe from any thread.
 #pragma once
 
+#include <chrono>
 #include <string>
 #include <string_view>
 
@@ -12,10 +13,12 @@
 
 namespace provdb::cli {
 
-// Runs `sql` over `rows` (loaded as table "result"). Throws
-// Error(kQuerySyntax) when SQLite cannot compile the statement and
-// Error(kQueryRefused) when it is not exactly one statement.
-Table MergeResults(const Table& rows, std::string_view sql);
+// Runs `sql` over `rows` (loaded as table "result"), read-only as a query on
+// the files is. Throws Error(kQuerySyntax) when SQLite cannot compile the
+// statement, Error(kQueryRefused) when it is not exactly one read-only
+// statement, and Error(kQueryLimit) when it runs longer than `time_limit`.
+Table MergeResults(const Table& rows, std::string_view sql,
+                   std::chrono::milliseconds time_limit);
 
 // `name` as an SQL identifier: in double quotes, inner ones doubled, so that
 // any collection or column name can stand in a statement.

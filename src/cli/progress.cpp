@@ -26,6 +26,10 @@ std::string WithThousands(uint64_t n) {
   return out;
 }
 
+std::string CountOf(uint64_t n, const std::string& noun) {
+  return WithThousands(n) + " " + noun + (n == 1 ? "" : "s");
+}
+
 Progress::Progress(std::string label, uint64_t total, std::string unit)
     : label_(std::move(label)),
       total_(total),
@@ -75,11 +79,11 @@ void Progress::draw(bool final) {
     char pct[16];
     std::snprintf(pct, sizeof pct, "%3d%% ", static_cast<int>(fraction * 100));
     line += pct;
-    line += WithThousands(done) + "/" + WithThousands(total_);
+    line += WithThousands(done) + "/" + CountOf(total_, unit_);
   } else {
-    line += WithThousands(done);
+    line += CountOf(done, unit_);
   }
-  line += " " + unit_ + ", " + WithThousands(static_cast<uint64_t>(rate)) + "/s";
+  line += ", " + WithThousands(static_cast<uint64_t>(rate)) + "/s";
 
   // On a terminal the line is redrawn in place; the final draw ends it.
   if (tty_) {

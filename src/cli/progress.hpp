@@ -18,7 +18,7 @@ namespace provdb::cli {
 class Progress {
  public:
   // `total` is the number of units expected (0: unknown, no bar); `unit`
-  // names them in the display ("records").
+  // names one of them in the display ("record").
   Progress(std::string label, uint64_t total, std::string unit);
   ~Progress();
 
@@ -50,5 +50,8 @@ class Progress {
 
 // "12,345" for 12345.
 std::string WithThousands(uint64_t n);
+
+// "1 record", "12,345 records": the count and a noun that takes an s.
+std::string CountOf(uint64_t n, const std::string& noun);
 
 }  // namespace provdb::cli

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <iostream>
 #include <memory>
 #include <set>
@@ -21,18 +22,19 @@ namespace {
 
 struct QueryArgs {
   std::string dir;
-  int shard = -1;
+  std::optional<int> shard;
   bool global = false;
   std::string collection;
   std::string where;
   std::string sql;
   std::string merge;
-  int64_t id = -1;
+  std::optional<int64_t> id;
   bool count = false;
   std::string format;
   std::string fields;
   bool online = false;
   double timeout = 10;
+  double time_limit = 60;
 };
 
 // Runs `f` and puts the database it ran on in front of any error message.
@@ -45,12 +47,34 @@ auto On(const Target& t, F&& f) -> decltype(f()) {
   }
 }
 
+std::chrono::milliseconds Milliseconds(double seconds) {
+  return std::chrono::milliseconds(static_cast<int64_t>(seconds * 1000));
+}
+
+// Durations are given in seconds; a billion (over 30 years) is plenty and
+// keeps the milliseconds within range.
+void CheckSeconds(const std::string& option, double seconds) {
+  if (seconds > 0 && seconds <= 1e9) return;
+  throw Error(ErrorCode::kInvalidArgument,
+              option + " is a number of seconds, more than 0 and at most 1e9; for example " +
+                  option + " 30");
+}
+
 std::optional<int> ShardTag(const Target& t) {
   return t.global ? std::nullopt : std::optional<int>(t.shard);
 }
 
 void CheckArgs(const QueryArgs& a) {
-  const int modes = !a.where.empty() + !a.sql.empty() + (a.id >= 0);
+  CheckShardOption(a.shard);
+  if (a.id && *a.id < 0) {
+    throw Error(ErrorCode::kInvalidArgument,
+                "--id " + std::to_string(*a.id) +
+                    " is not a record id: ids are numbered from 0; leave --id out to read "
+                    "every record");
+  }
+  CheckSeconds("--timeout", a.timeout);
+  CheckSeconds("--time-limit", a.time_limit);
+  const int modes = !a.where.empty() + !a.sql.empty() + a.id.has_value();
   if (modes > 1) {
     throw Error(ErrorCode::kInvalidArgument, "give at most one of --where, --sql and --id");
   }
@@ -62,7 +86,7 @@ void CheckArgs(const QueryArgs& a) {
   if (!a.merge.empty() && a.sql.empty()) {
     throw Error(ErrorCode::kInvalidArgument, "--merge runs over the results of --sql; give both");
   }
-  if (a.count && (!a.sql.empty() || a.id >= 0)) {
+  if (a.count && (!a.sql.empty() || a.id)) {
     throw Error(ErrorCode::kInvalidArgument, "--count counts a collection (with or without "
                                              "--where); it does not combine with --sql or --id");
   }
@@ -93,7 +117,7 @@ Table ProjectColumns(const Table& table, const std::vector<std::string>& fields)
   if (fields.empty()) return table;
   std::vector<std::size_t> index;
   for (const auto& f : fields) {
-    auto it = std::find(table.columns.begin(), table.columns.end(), f);
+    auto it = std::find(table.columns.begin(), table.columns.end(), FieldLabel(f));
     if (it == table.columns.end()) {
       std::string list;
       for (const auto& c : table.columns) list += (list.empty() ? "" : ", ") + c;
@@ -118,7 +142,7 @@ Table RunSql(Source& source, const std::vector<Target>& targets, const QueryArgs
     if (all.columns.empty()) all.columns = part.columns;
     for (auto& row : part.rows) all.rows.push_back(std::move(row));
   }
-  if (!a.merge.empty()) return MergeResults(all, a.merge);
+  if (!a.merge.empty()) return MergeResults(all, a.merge, Milliseconds(a.time_limit));
   return all;
 }
 
@@ -145,8 +169,8 @@ std::vector<Document> ReadDocuments(Source& source, const std::vector<Target>& t
   std::vector<Document> docs;
   for (const auto& t : targets) {
     std::vector<Record> records;
-    if (a.id >= 0) {
-      auto found = On(t, [&] { return source.fetch(t, a.collection, a.id); });
+    if (a.id) {
+      auto found = On(t, [&] { return source.fetch(t, a.collection, *a.id); });
       if (found) records.push_back(std::move(*found));
     } else if (!a.where.empty()) {
       records = On(t, [&] { return source.filter(t, a.collection, a.where); });
@@ -155,8 +179,8 @@ std::vector<Document> ReadDocuments(Source& source, const std::vector<Target>& t
     }
     for (auto& r : records) docs.push_back(Document{ShardTag(t), std::move(r)});
   }
-  if (a.id >= 0 && docs.empty()) {
-    throw Error(ErrorCode::kNotFound, "no record with id " + std::to_string(a.id) + " in " +
+  if (a.id && docs.empty()) {
+    throw Error(ErrorCode::kNotFound, "no record with id " + std::to_string(*a.id) + " in " +
                                           a.collection + " of '" + a.dir + "'");
   }
   return docs;
@@ -186,7 +210,8 @@ int RunQuery(const QueryArgs& a) {
 
   SourceOptions options;
   options.require_online = a.online;
-  options.timeout = std::chrono::milliseconds(static_cast<int64_t>(a.timeout * 1000));
+  options.timeout = Milliseconds(a.timeout);
+  options.query_time_limit = Milliseconds(a.time_limit);
   auto source = OpenSource(a.dir, options);
   const auto targets = SelectTargets(*source, a.dir, a.global, a.shard);
 
@@ -238,6 +263,10 @@ void AddQueryCommand(CLI::App& app, int& exit_code) {
                   "func,gpu_location.device,call_stack[0].func");
   cmd->add_flag("--online", a->online, "Fail unless a server is running for the directory");
   cmd->add_option("--timeout", a->timeout, "Seconds to wait for a live server")
+      ->capture_default_str();
+  cmd->add_option("--time-limit", a->time_limit,
+                  "Seconds one filter, --sql or --merge statement may run (a live server "
+                  "applies its own limit when lower)")
       ->capture_default_str();
   cmd->callback([a, &exit_code] { exit_code = RunQuery(*a); });
 }

@@ -3,6 +3,7 @@
 // which the server does not count when it decides to shut itself down.
 #include "cli/source.hpp"
 
+#include <algorithm>
 #include <map>
 
 #include "client/client.hpp"
@@ -16,8 +17,11 @@ constexpr const char* kAddressPrefix = "provider.address.";
 
 class OfflineSource : public Source {
  public:
-  OfflineSource(fs::path dir, const DirState& state)
-      : dir_(std::move(dir)), shards_(state.shard_files), has_global_(state.global_file) {}
+  OfflineSource(fs::path dir, const DirState& state, std::chrono::milliseconds time_limit)
+      : dir_(std::move(dir)),
+        shards_(state.shard_files),
+        has_global_(state.global_file),
+        time_limit_(time_limit) {}
 
   bool online() const override { return false; }
   int num_shards() const override { return shards_; }
@@ -51,11 +55,12 @@ class OfflineSource : public Source {
     storage::Options options;
     options.create = false;
     options.read_only = true;
-    // Analysts read whole collections after a run; the defaults guard a
-    // live server, not a file on the analyst's own machine.
+    // Analysts read whole collections after a run; the size defaults guard
+    // a live server, not a file on the analyst's own machine. Time is still
+    // bounded, so that a runaway query ends with an error.
     options.query_row_limit = std::size_t{1} << 40;
     options.query_byte_limit = std::size_t{1} << 40;
-    options.query_time_limit = std::chrono::hours(24);
+    options.query_time_limit = time_limit_;
     auto db = std::make_unique<storage::Database>(file, options);
     return *open_.emplace(key, std::move(db)).first->second;
   }
@@ -63,6 +68,7 @@ class OfflineSource : public Source {
   fs::path dir_;
   int shards_;
   bool has_global_;
+  std::chrono::milliseconds time_limit_;
   std::map<int, std::unique_ptr<storage::Database>> open_;
 };
 
@@ -128,7 +134,10 @@ class OnlineSource : public Source {
 std::unique_ptr<Source> ConnectOnline(const fs::path& dir, const SourceOptions& options) {
   client::ClientOptions co;
   co.connect_timeout = options.timeout;
-  co.request_timeout = std::max(options.timeout, std::chrono::milliseconds(60'000));
+  // A query may take its whole time limit before the reply comes.
+  co.request_timeout = std::max({options.timeout, std::chrono::milliseconds(60'000),
+                                 options.query_time_limit + std::chrono::seconds(10)});
+  co.query_time_limit = options.query_time_limit;
   co.query_row_limit = std::size_t{1} << 40;
   try {
     return std::make_unique<OnlineSource>(client::Client::ConnectTool(dir, co), dir);
@@ -150,23 +159,35 @@ std::vector<Target> Source::shards() const {
   return out;
 }
 
+void CheckShardOption(std::optional<int> shard) {
+  if (!shard || *shard >= 0) return;
+  throw Error(ErrorCode::kInvalidArgument,
+              "--shard " + std::to_string(*shard) +
+                  " is not a shard: shards are numbered from 0; leave --shard out to use "
+                  "every shard");
+}
+
 std::vector<Target> SelectTargets(const Source& source, const std::string& dir, bool global,
-                                  int shard) {
+                                  std::optional<int> shard) {
+  CheckShardOption(shard);
   if (global) return {Target::Global()};
-  if (shard < 0) return source.shards();
-  if (shard >= source.num_shards()) {
+  if (!shard) return source.shards();
+  if (*shard >= source.num_shards()) {
     throw Error(ErrorCode::kInvalidArgument,
-                "shard " + std::to_string(shard) + " does not exist: '" + dir + "' has " +
+                "shard " + std::to_string(*shard) + " does not exist: '" + dir + "' has " +
                     std::to_string(source.num_shards()) + " shards, numbered from 0");
   }
-  return {Target::Shard(shard)};
+  return {Target::Shard(*shard)};
 }
 
 DirState InspectDir(const fs::path& dir) {
   DirState state;
   std::error_code ec;
   state.exists = fs::is_directory(dir, ec);
-  if (!state.exists) return state;
+  if (!state.exists) {
+    state.not_directory = fs::exists(dir, ec);
+    return state;
+  }
 
   for (const auto& entry : fs::directory_iterator(dir, ec)) {
     const std::string name = entry.path().filename().string();
@@ -182,8 +203,17 @@ DirState InspectDir(const fs::path& dir) {
   return state;
 }
 
+void RefuseNonDirectory(const fs::path& dir, const DirState& state, const std::string& option) {
+  if (!state.not_directory) return;
+  throw Error(ErrorCode::kInvalidArgument,
+              option + " '" + dir.string() + "' is not a directory; " + option +
+                  " names the directory of a run (the one given to provdb replay, serve or "
+                  "import), which holds its provdb.<k>.sqlite files");
+}
+
 std::unique_ptr<Source> OpenSource(const fs::path& dir, const SourceOptions& options) {
   const DirState state = InspectDir(dir);
+  RefuseNonDirectory(dir, state);
   if (!state.exists) {
     throw Error(ErrorCode::kNotFound,
                 "database directory '" + dir.string() +
@@ -204,7 +234,7 @@ std::unique_ptr<Source> OpenSource(const fs::path& dir, const SourceOptions& opt
                     "' holds no provdb database (no provdb.<k>.sqlite files) and no server "
                     "is running for it (no provider.address.* files); check --dir");
   }
-  return std::make_unique<OfflineSource>(dir, state);
+  return std::make_unique<OfflineSource>(dir, state, options.query_time_limit);
 }
 
 }  // namespace provdb::cli

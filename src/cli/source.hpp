@@ -35,6 +35,8 @@ struct Target {
 // What a database directory holds.
 struct DirState {
   bool exists = false;
+  // The path exists but is a file or something else, not a directory.
+  bool not_directory = false;
   // Instances whose provider.address.<I> file is present.
   std::vector<int> live_instances;
   // Shards with a file, counted from 0 up to the first missing one.
@@ -46,11 +48,19 @@ struct DirState {
 
 DirState InspectDir(const std::filesystem::path& dir);
 
+// Throws Error(kInvalidArgument) when `dir` exists but is not a directory,
+// telling to give the directory of a run; `option` is the option that named it.
+void RefuseNonDirectory(const std::filesystem::path& dir, const DirState& state,
+                        const std::string& option = "--dir");
+
 struct SourceOptions {
   // Fail unless a server is running.
   bool require_online = false;
   // How long to wait for a live server to answer.
   std::chrono::milliseconds timeout{10'000};
+  // How long one filter or SELECT may run. A live server applies its own
+  // limit when that is lower.
+  std::chrono::milliseconds query_time_limit{60'000};
 };
 
 class Source {
@@ -74,16 +84,22 @@ class Source {
 
 // Opens the directory: online when its address files are present, offline
 // otherwise. Throws Error(kNotFound) when the directory does not exist or
-// holds no provdb database, and Error(kUnavailable) when require_online is
+// holds no provdb database, Error(kInvalidArgument) when it is not a
+// directory, and Error(kUnavailable) when require_online is
 // set and no server is running, or when the server named by the address
 // files does not answer.
 std::unique_ptr<Source> OpenSource(const std::filesystem::path& dir,
                                    const SourceOptions& options = {});
 
 // The databases a tool reads, from its --global and --shard options: the
-// global database, every shard (shard < 0) or one shard. Throws
+// global database, every shard (no shard given) or one shard. Throws
 // Error(kInvalidArgument), naming `dir`, when that shard does not exist.
 std::vector<Target> SelectTargets(const Source& source, const std::string& dir, bool global,
-                                  int shard);
+                                  std::optional<int> shard);
+
+// Throws Error(kInvalidArgument) when a --shard option holds a negative
+// number: shards are numbered from 0, and leaving the option out is how to
+// ask for all of them.
+void CheckShardOption(std::optional<int> shard);
 
 }  // namespace provdb::cli

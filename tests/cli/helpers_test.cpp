@@ -1,7 +1,9 @@
 // Unit tests of the helpers behind the command line: running statistics,
-// rewriting a record for another rank, field paths, and the --merge stage.
+// rewriting a record for another rank, field paths, the --merge stage, and
+// text for the terminal.
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <cmath>
 #include <numeric>
 
@@ -9,6 +11,7 @@
 #include "cli/output.hpp"
 #include "cli/replay_data.hpp"
 #include "cli/run_stats.hpp"
+#include "cli/terminal_text.hpp"
 #include "cli_test_util.hpp"
 #include "common/error.hpp"
 
@@ -112,14 +115,40 @@ TEST(MergeTest, SumsPerShardCounts) {
   Table rows;
   rows.columns = {"shard", "func", "n"};
   rows.rows = {{0, "f", 2}, {1, "f", 3}, {1, "g", 4}};
-  const Table merged =
-      MergeResults(rows, "SELECT func, sum(n) AS n FROM result GROUP BY func ORDER BY func");
+  const auto limit = std::chrono::seconds(10);
+  const Table merged = MergeResults(
+      rows, "SELECT func, sum(n) AS n FROM result GROUP BY func ORDER BY func", limit);
   ASSERT_EQ(merged.columns, (std::vector<std::string>{"func", "n"}));
   ASSERT_EQ(merged.rows.size(), 2u);
   EXPECT_EQ(merged.rows[0][1], 5);
   EXPECT_EQ(merged.rows[1][1], 4);
-  EXPECT_THROW(MergeResults(rows, "SELECT nope FROM result"), Error);
-  EXPECT_THROW(MergeResults(rows, "SELECT 1; SELECT 2"), Error);
+  EXPECT_THROW(MergeResults(rows, "SELECT nope FROM result", limit), Error);
+  EXPECT_THROW(MergeResults(rows, "SELECT 1; SELECT 2", limit), Error);
+}
+
+TEST(TerminalTextTest, EscapesControlsAndMeasuresCells) {
+  EXPECT_EQ(Printable("red \x1b[31mX\x1b[0m"), "red \\u001b[31mX\\u001b[0m");
+  EXPECT_EQ(Printable("a\tb\nc"), "a b c");
+  EXPECT_EQ(Printable("\xc2\x9b" "2J"), "\\u009b2J");  // C1 control sequence introducer
+  EXPECT_EQ(Printable("bad \xff byte"), "bad \xef\xbf\xbd byte");
+
+  EXPECT_EQ(DisplayWidth("abc"), 3u);
+  EXPECT_EQ(DisplayWidth("\xc3\xa9t\xc3\xa9"), 3u);             // été
+  EXPECT_EQ(DisplayWidth("\xe6\x97\xa5\xe6\x9c\xac"), 4u);     // 日本
+  EXPECT_EQ(DisplayWidth("e\xcc\x81"), 1u);                      // e + combining acute
+  EXPECT_EQ(DisplayWidth("\xf0\x9f\x94\xa5"), 2u);              // fire emoji
+
+  EXPECT_EQ(Shorten("abcdef", 6), "abcdef");
+  EXPECT_EQ(Shorten("abcdefg", 6), "abc...");
+  // A wide character that would overflow is left out whole.
+  EXPECT_EQ(Shorten("ab\xe6\x97\xa5\xe6\x9c\xac" "c", 6), "ab...");
+}
+
+TEST(FieldLabelTest, OneQuotedNameLosesItsQuotes) {
+  EXPECT_EQ(FieldLabel("\"weird key\""), "weird key");
+  EXPECT_EQ(FieldLabel("\"GPU[0] Name\""), "GPU[0] Name");
+  EXPECT_EQ(FieldLabel("a.\"b c\""), "a.\"b c\"");
+  EXPECT_EQ(FieldLabel("call_stack[0].func"), "call_stack[0].func");
 }
 
 }  // namespace

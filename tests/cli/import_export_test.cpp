@@ -115,6 +115,75 @@ TEST(ImportExportTest, ImportRefusesALiveServer) {
   EXPECT_NE(r.err.find("stop it first"), std::string::npos) << r.err;
 }
 
+TEST(ImportExportTest, ShardOptionsAreCheckedWithAdviceThatWorks) {
+  TempDir tmp;
+  const std::string file = tmp / "one.jsonl";
+  std::ofstream(file) << R"({"rid":0,"x":1})" << "\n";
+  const std::string dir = tmp / "db";
+
+  RunResult r = RunProvdb({"import", "--dir", dir, "--shard", "-1", "misc", file});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("--shard -1 is not a shard"), std::string::npos) << r.err;
+  EXPECT_EQ(r.out.find("shard -1"), std::string::npos) << r.out;
+  r = RunProvdb({"import", "--dir", dir, "--shards", "0", "misc", file});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("--shards 0 is not a number of shards"), std::string::npos) << r.err;
+
+  // The advice for a shard of a new directory is a command that works.
+  r = RunProvdb({"import", "--dir", dir, "--shard", "3", "misc", file});
+  EXPECT_EQ(r.exit_code, 1);
+  const std::string advice = "--shards 4 misc - < /dev/null";
+  ASSERT_NE(r.err.find(advice), std::string::npos) << r.err;
+  const RunResult make = RunProvdb({"import", "--dir", dir, "--shards", "4", "misc", "-"});
+  ASSERT_EQ(make.exit_code, 0) << make.err;
+  r = RunProvdb({"import", "--dir", dir, "--shard", "3", "misc", file});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("imported 1 record into misc (shard 3)"), std::string::npos) << r.out;
+
+  // Once made, the number of shards is fixed; the advice says so.
+  r = RunProvdb({"import", "--dir", dir, "--shard", "9", "misc", file});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("choose a shard below 4"), std::string::npos) << r.err;
+  EXPECT_EQ(r.err.find("--shards N"), std::string::npos) << r.err;
+
+  r = RunProvdb({"import", "--dir", file, "misc", file});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("is not a directory"), std::string::npos) << r.err;
+}
+
+TEST(ImportExportTest, TruncatedXzIsReportedAsSuch) {
+  TempDir tmp;
+  std::ifstream in(DataDir() / "normalexecs.jsonl.xz", std::ios::binary);
+  std::string bytes(20000, '\0');
+  in.read(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+  const std::string file = tmp / "cut.jsonl.xz";
+  std::ofstream(file, std::ios::binary) << bytes;
+
+  const RunResult r = RunProvdb({"import", "--dir", tmp / "db", "normalexecs", file});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("is truncated or corrupt"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("Unexpected end of input"), std::string::npos) << "xz's own words: "
+                                                                       << r.err;
+  EXPECT_EQ(r.err.find("not valid JSON"), std::string::npos) << r.err;
+}
+
+TEST(ImportExportTest, ArrayElementsCountFromOneAndAByteOrderMarkIsSkipped) {
+  TempDir tmp;
+  const std::string array = tmp / "array.json";
+  std::ofstream(array) << "\xEF\xBB\xBF[{\"a\":1},{\"b\":2},3]\n";
+  RunResult r = RunProvdb({"import", "--dir", tmp / "db", "misc", array});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("array.json element 3"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("starting at " + (tmp / "array.json") + " element 1"),
+            std::string::npos) << r.err;
+
+  const std::string lines = tmp / "bom.jsonl";
+  std::ofstream(lines) << "\xEF\xBB\xBF{\"a\":1}\n{\"a\":2}\n";
+  r = RunProvdb({"import", "--dir", tmp / "db", "misc", lines});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("imported 2 records into misc (1 shard)"), std::string::npos) << r.out;
+}
+
 int64_t SqliteCount(sqlite3* db, const std::string& sql) {
   sqlite3_stmt* stmt = nullptr;
   EXPECT_EQ(sqlite3_prepare_v2(db, sql.c_str(), -1, &stmt, nullptr), SQLITE_OK) << sql;

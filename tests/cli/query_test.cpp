@@ -4,6 +4,8 @@
 // aggregates must add up, and mistakes must get clear errors.
 #include <gtest/gtest.h>
 
+#include <chrono>
+#include <filesystem>
 #include <fstream>
 #include <memory>
 
@@ -177,6 +179,72 @@ TEST_F(QueryTest, ErrorsSayWhatWentWrong) {
   r = RunProvdb({"query", "--dir", run(), "--shard", "7", "anomalies"});
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_NE(r.err.find("has 2 shards"), std::string::npos) << r.err;
+}
+
+TEST_F(QueryTest, NegativeIdsAndShardsAreRefused) {
+  RunResult r = RunProvdb({"query", "--dir", run(), "--id", "-5", "anomalies"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_TRUE(r.out.empty()) << "no records for a refused id";
+  EXPECT_NE(r.err.find("--id -5 is not a record id"), std::string::npos) << r.err;
+
+  r = RunProvdb({"query", "--dir", run(), "--shard", "-1", "anomalies", "--count"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_TRUE(r.out.empty());
+  EXPECT_NE(r.err.find("--shard -1 is not a shard"), std::string::npos) << r.err;
+
+  r = RunProvdb({"export", "--dir", run(), "--shard", "-1", "anomalies"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_TRUE(r.out.empty());
+  EXPECT_NE(r.err.find("--shard -1 is not a shard"), std::string::npos) << r.err;
+
+  // Id 0 is an id like any other.
+  EXPECT_EQ(json::parse(Query({"anomalies", "--id", "0", "--format", "json"})).size(), 2u);
+}
+
+TEST_F(QueryTest, MergeOnlyReads) {
+  TempDir tmp;
+  const std::string sql = "SELECT fid, count(*) AS n FROM anomalies GROUP BY fid";
+  const std::string attached = tmp / "attached.db";
+  RunResult r = RunProvdb({"query", "--dir", run(), "--sql", sql, "--merge",
+                           "ATTACH DATABASE '" + attached + "' AS e"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("query refused"), std::string::npos) << r.err;
+  EXPECT_FALSE(std::filesystem::exists(attached));
+
+  r = RunProvdb({"query", "--dir", run(), "--sql", sql, "--merge", "DELETE FROM result"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("it would delete from result"), std::string::npos) << r.err;
+}
+
+TEST_F(QueryTest, RunawayStatementsStopAtTheTimeLimit) {
+  const std::string endless =
+      "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n) SELECT count(*) FROM n";
+  for (const auto& args : std::vector<std::vector<std::string>>{
+           {"--sql", endless},
+           {"--sql", "SELECT 1 AS one", "--merge", endless}}) {
+    std::vector<std::string> full = {"query", "--dir", run(), "--time-limit", "0.5"};
+    full.insert(full.end(), args.begin(), args.end());
+    const auto start = std::chrono::steady_clock::now();
+    const RunResult r = RunProvdb(full);
+    EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(20));
+    EXPECT_EQ(r.exit_code, 1);
+    EXPECT_NE(r.err.find("time limit of 500 ms"), std::string::npos) << r.err;
+  }
+
+  const RunResult r =
+      RunProvdb({"query", "--dir", run(), "--time-limit", "0", "--sql", "SELECT 1"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("--time-limit is a number of seconds"), std::string::npos) << r.err;
+}
+
+TEST_F(QueryTest, AFileIsNotADirectory) {
+  TempDir tmp;
+  const std::string file = tmp / "records.jsonl";
+  std::ofstream(file) << "{}\n";
+  const RunResult r = RunProvdb({"query", "--dir", file, "anomalies"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("is not a directory"), std::string::npos) << r.err;
+  EXPECT_EQ(r.err.find("does not exist"), std::string::npos) << r.err;
 }
 
 // Address files left behind by a server that died: the query must not hang
