@@ -7,6 +7,20 @@ set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
 
+# Prints a command as it can be pasted into a shell: arguments other than
+# plain words go in single quotes, a single quote inside closed and reopened.
+show_command() {
+  local line="\$" arg
+  for arg in "$@"; do
+    if [[ "$arg" =~ ^[A-Za-z0-9_./:=,+-]+$ ]]; then
+      line+=" $arg"
+    else
+      line+=" '${arg//\'/\'\\\'\'}'"
+    fi
+  done
+  echo "$line"
+}
+
 scripts/build.sh
 
 # provdb replay refuses to mix two runs in one directory; this directory is
@@ -23,7 +37,9 @@ echo "run-main: anomalies of the function with most anomalies, from the files of
 fid="$(build/provdb query --dir provdb-run --global --format csv --fields fid \
   --sql "SELECT fid FROM func_stats
          ORDER BY json_extract(doc, '$.anomaly_metrics.anomaly_count') DESC LIMIT 1" | tail -1)"
-echo "\$ build/provdb query --dir provdb-run --sql ... --merge ...   (function $fid, per io step)"
-build/provdb query --dir provdb-run --format table \
-  --sql "SELECT io_step, count(*) AS n FROM anomalies WHERE fid = $fid GROUP BY io_step" \
-  --merge "SELECT io_step, sum(n) AS anomalies FROM result GROUP BY io_step ORDER BY io_step"
+query=(build/provdb query --dir provdb-run --format table
+  --sql "SELECT io_step, count(*) AS n FROM anomalies WHERE fid = $fid GROUP BY io_step"
+  --merge "SELECT io_step, sum(n) AS anomalies FROM result GROUP BY io_step ORDER BY io_step")
+echo "run-main: function $fid, per io step:"
+show_command "${query[@]}"
+"${query[@]}"
