@@ -7,7 +7,9 @@
 // Threads: the main thread loads the records, starts and stops everything and
 // prints the summary; rank threads only read the shared records and write
 // their own tally and client; the Progress thread draws.
+#include <algorithm>
 #include <array>
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <deque>
@@ -55,10 +57,25 @@ struct RankRun {
   std::exception_ptr error;
 };
 
+// Set by the first rank that fails, so that the others stop too instead of
+// sending into a server that may be gone.
+class StopFlag {
+ public:
+  void raise() { raised_.store(true, std::memory_order_relaxed); }
+  bool raised() const { return raised_.load(std::memory_order_relaxed); }
+
+ private:
+  std::atomic<bool> raised_{false};
+};
+
+// Thrown by a rank that stops because another one failed; the other rank's
+// error is the one reported.
+struct Stopped {};
+
 class RankSender {
  public:
-  RankSender(RankRun& run, const ReplayArgs& args, Progress& progress)
-      : run_(run), args_(args), progress_(progress) {}
+  RankSender(RankRun& run, const ReplayArgs& args, Progress& progress, const StopFlag& stop)
+      : run_(run), args_(args), progress_(progress), stop_(stop) {}
 
   void Run() {
     run_.client = std::make_unique<client::Client>(
@@ -77,18 +94,36 @@ class RankSender {
       Send(anomalies, records.anomalies);
       Send(normalexecs, records.normalexecs);
       if (args_.interval > 0) {
-        std::this_thread::sleep_until(start + std::chrono::duration_cast<Clock::duration>(
-                                                  std::chrono::duration<double>(args_.interval)));
+        const auto until = start + std::chrono::duration_cast<Clock::duration>(
+                                       std::chrono::duration<double>(args_.interval));
+        while (Clock::now() < until) {
+          if (stop_.raised()) StopNow();
+          std::this_thread::sleep_for(
+              std::min<Clock::duration>(until - Clock::now(), std::chrono::milliseconds(50)));
+        }
       }
     }
 
-    run_.client->wait_all();
-    for (const auto& p : pending_) p.wait();
+    // The acknowledgements are awaited one by one, so that each counts on
+    // the progress bar and the first failure ends the wait.
+    while (!pending_.empty()) {
+      while (!pending_.front().ids.ready()) {
+        if (stop_.raised()) StopNow();
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      }
+      Acknowledge();
+    }
   }
 
  private:
+  struct Batch {
+    client::PendingIds ids;
+    std::size_t records = 0;
+  };
+
   void Send(const client::Collection& collection, const std::vector<SourceRecord>& records) {
     for (std::size_t i = 0; i < records.size(); i += args_.batch) {
+      if (stop_.raised()) StopNow();
       const std::size_t end = std::min(records.size(), i + args_.batch);
       std::vector<std::string> docs;
       docs.reserve(end - i);
@@ -96,21 +131,32 @@ class RankSender {
         docs.push_back(RewriteForRank(records[j], run_.rank));
         run_.bytes += docs.back().size();
       }
-      pending_.push_back(collection.store_multi_async(std::move(docs)));
-      progress_.add(end - i);
+      pending_.push_back({collection.store_multi_async(std::move(docs)), end - i});
       // Acknowledged batches are checked as they come so that an error
       // stops the rank early instead of at the end.
-      while (!pending_.empty() && pending_.front().ready()) {
-        pending_.front().wait();
-        pending_.pop_front();
-      }
+      while (!pending_.empty() && pending_.front().ids.ready()) Acknowledge();
     }
+  }
+
+  // Counts what has been acknowledged so far, then leaves.
+  [[noreturn]] void StopNow() {
+    while (!pending_.empty() && pending_.front().ids.ready()) Acknowledge();
+    throw Stopped{};
+  }
+
+  // Takes the oldest batch, which is ready: rethrows its error, or counts
+  // its records as stored.
+  void Acknowledge() {
+    pending_.front().ids.wait();
+    progress_.add(pending_.front().records);
+    pending_.pop_front();
   }
 
   RankRun& run_;
   const ReplayArgs& args_;
   Progress& progress_;
-  std::deque<client::PendingIds> pending_;
+  const StopFlag& stop_;
+  std::deque<Batch> pending_;
 };
 
 void CheckArgs(const ReplayArgs& a) {
@@ -146,26 +192,84 @@ std::vector<RankRun> PlanRanks(const ReplayArgs& a, const RecordedRun& recorded)
   return runs;
 }
 
+// Whether every address file that was there at the start still is. A
+// server that stops removes its own, so a missing one means the server
+// is gone, whatever its clients have noticed.
+bool ServerStillThere(const ReplayArgs& a, const std::vector<int>& instances) {
+  const DirState now = InspectDir(a.dir);
+  for (int i : instances) {
+    if (std::find(now.live_instances.begin(), now.live_instances.end(), i) ==
+        now.live_instances.end()) {
+      return false;
+    }
+  }
+  return true;
+}
+
+// The progress bar counts records the server has acknowledged, so that it
+// shows what is stored, not what was handed to the client. The first rank
+// to fail, or the server going away, stops every rank.
+// Limitation: a rank waiting for room among its requests in flight (the
+// client's max_outstanding) only notices when the client gives up on one.
 void SendAll(std::vector<RankRun>& runs, const ReplayArgs& a, uint64_t total) {
-  Progress progress("replay", total, "records");
+  Progress progress("replay", total, "record");
+  StopFlag stop;
+  std::atomic<std::size_t> running{runs.size()};
   std::vector<std::thread> threads;
   for (auto& run : runs) {
-    threads.emplace_back([&run, &a, &progress] {
+    threads.emplace_back([&run, &a, &progress, &stop, &running] {
       try {
-        RankSender(run, a, progress).Run();
+        RankSender(run, a, progress, stop).Run();
+      } catch (const Stopped&) {
+        // Another rank's error, or the server's going, is reported.
       } catch (...) {
         run.error = std::current_exception();
+        stop.raise();
       }
+      running.fetch_sub(1);
     });
+  }
+  const std::vector<int> instances = InspectDir(a.dir).live_instances;
+  bool server_gone = false;
+  while (running.load() > 0) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    if (!server_gone && !ServerStillThere(a, instances)) {
+      server_gone = true;
+      stop.raise();
+    }
   }
   for (auto& t : threads) t.join();
   progress.finish();
-  for (auto& run : runs) {
-    if (!run.error) continue;
-    // Every rank leaves before the error is reported, so that the server
-    // is not kept waiting for their goodbyes.
-    for (auto& r : runs) r.client.reset();
-    std::rethrow_exception(run.error);
+
+  const auto failed =
+      std::find_if(runs.begin(), runs.end(), [](const RankRun& r) { return r.error != nullptr; });
+  if (failed == runs.end() && !server_gone) return;
+  const std::string stopped = "the replay stopped after " +
+                              CountOf(progress.done(), "acknowledged record") + " of " +
+                              WithThousands(total);
+  if (server_gone) {
+    // Saying goodbye to a server that is gone would only wait out the
+    // client's request timeout; the process ends right after the error.
+    for (auto& r : runs) static_cast<void>(r.client.release());
+    throw Error(ErrorCode::kUnavailable,
+                "the server of " + a.dir + " stopped during the replay (its address files "
+                "are gone), so " + stopped + "; see its log for why it stopped, and replay "
+                "into a new directory");
+  }
+  // Every rank leaves before the error is reported, so that the server
+  // is not kept waiting for their goodbyes.
+  for (auto& r : runs) r.client.reset();
+  try {
+    std::rethrow_exception(failed->error);
+  } catch (const Error& e) {
+    throw Error(e.code(), "rank " + std::to_string(failed->rank) +
+                              " could not store its records, so " + stopped + ": " + e.what() +
+                              (e.code() == ErrorCode::kUnavailable ||
+                                       e.code() == ErrorCode::kTimeout
+                                   ? "; check that the server of " + a.dir +
+                                         " is still running (provdb status --dir " + a.dir +
+                                         ") and its log"
+                                   : ""));
   }
 }
 
@@ -312,6 +416,7 @@ int RunReplay(ReplayArgs a) {
 
   // Use the servers of the directory if they run, else start our own.
   const DirState state = InspectDir(a.dir);
+  RefuseNonDirectory(a.dir, state);
   if (!state.live()) CheckFreshDir(a, state);
 
   std::cerr << "Loading recorded records from " << a.data << " ...\n";
@@ -340,7 +445,13 @@ int RunReplay(ReplayArgs a) {
   std::cerr << "Replaying " << a.ranks << " ranks into " << ps->num_shards() << " shards\n";
 
   mark = Clock::now();
-  SendAll(runs, a, total);
+  try {
+    SendAll(runs, a, total);
+  } catch (const Error&) {
+    // As for the ranks: no goodbye to a server that is gone.
+    if (!InspectDir(a.dir).live()) static_cast<void>(ps.release());
+    throw;
+  }
   t.send = Seconds(Clock::now() - mark);
 
   mark = Clock::now();

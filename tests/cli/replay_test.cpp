@@ -8,6 +8,8 @@
 
 #include <chrono>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <thread>
 
 #include "cli_test_util.hpp"
@@ -146,6 +148,55 @@ TEST(ReplayTest, UsesARunningServerThatStopsAfterIt) {
   EXPECT_NE(r.err.find("Using the server running in"), std::string::npos) << r.err;
   EXPECT_NE(r.out.find("Stored counts match what the ranks sent."), std::string::npos) << r.out;
   EXPECT_EQ(WaitExit(server, 60), 0);
+}
+
+// The last progress line of a replay's standard error: "replay [...] P%
+// DONE/TOTAL records, ..."; returns DONE.
+int64_t LastProgressCount(const std::string& err) {
+  int64_t done = -1;
+  for (const auto& line : Lines(err)) {
+    const std::size_t slash = line.find('/');
+    if (line.rfind("replay [", 0) != 0 || slash == std::string::npos) continue;
+    std::size_t start = line.rfind(' ', slash) + 1;
+    std::string digits;
+    for (std::size_t i = start; i < slash; ++i) {
+      if (line[i] != ',') digits += line[i];
+    }
+    done = std::stoll(digits);
+  }
+  return done;
+}
+
+// A server stopped in the middle of a replay: the replay ends at once with
+// an error, and its progress counts no more records than were stored.
+TEST(ReplayTest, StoppedServerEndsTheReplayPromptly) {
+  TempDir tmp;
+  const std::string dir = tmp / "run";
+  fs::create_directories(dir);
+  const pid_t server = StartProvdb(
+      {"serve", "--dir", dir, "--shards", "2", "--no-autoshutdown"}, tmp.path() / "serve.log");
+  ASSERT_TRUE(WaitForFile(fs::path(dir) / "provider.address.0", 30));
+  const fs::path log = tmp.path() / "replay.log";
+  const pid_t replay =
+      StartProvdb({"replay", "--dir", dir, "--ranks", "4", "--interval", "1"}, log);
+  std::this_thread::sleep_for(std::chrono::seconds(3));
+
+  ::kill(server, SIGTERM);
+  ASSERT_EQ(WaitExit(server, 30), 0);
+  const auto stopped = std::chrono::steady_clock::now();
+  EXPECT_EQ(WaitExit(replay, 50), 1);
+  EXPECT_LT(std::chrono::steady_clock::now() - stopped, std::chrono::seconds(20));
+
+  std::ifstream in(log.string() + ".err");
+  const std::string err((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  EXPECT_NE(err.find("replay stopped after"), std::string::npos) << err;
+  int64_t stored = 0;
+  for (const char* collection : {"anomalies", "normalexecs", "metadata"}) {
+    stored += QueryJson(dir, {collection, "--count"}).back().at("count").get<int64_t>();
+  }
+  const int64_t shown = LastProgressCount(err);
+  EXPECT_GE(shown, 0) << err;
+  EXPECT_LE(shown, stored) << err;
 }
 
 // A replay killed in the middle must not leave its server waiting for ranks
