@@ -17,13 +17,16 @@
 #include "server/server.hpp"
 
 #include <fcntl.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <csignal>
+#include <cstring>
 #include <deque>
+#include <fstream>
 #include <map>
 #include <optional>
 #include <span>
@@ -105,6 +108,10 @@ struct Server::Impl {
   std::string endpoint;
   std::string read_endpoint;
   fs::path address_file;
+  // Open for the instance's lifetime: it holds the flock on
+  // DIR/provider.lock.<I>. The kernel releases the lock when the process
+  // ends, however it ends, so a killed instance leaves no stale lock.
+  int lock_fd = -1;
 
   std::vector<std::unique_ptr<Hosted>> hosted;
   std::map<std::string, Hosted*, std::less<>> by_name;
@@ -138,6 +145,7 @@ struct Server::Impl {
   std::deque<std::tuple<Clock::time_point, uint64_t, uint64_t>> rate_samples;
 
   ~Impl();
+  void LockInstance();
   void OpenDatabases();
   void Bind();
   void Announce();
@@ -184,6 +192,36 @@ Server::Impl::~Impl() {
   }
   for (int fd : wake_pipe) {
     if (fd >= 0) ::close(fd);
+  }
+  // Last, so that no second instance starts while this one still has files open.
+  if (lock_fd >= 0) ::close(lock_fd);
+}
+
+void Server::Impl::LockInstance() {
+  const fs::path path =
+      options.dir / ("provider.lock." + std::to_string(options.instance));
+  lock_fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (lock_fd < 0) {
+    throw Error(ErrorCode::kStorage, "cannot open the lock file " + path.string() + ": " +
+                                         std::strerror(errno) +
+                                         "; check that the directory is writable");
+  }
+
+  if (::flock(lock_fd, LOCK_EX | LOCK_NB) != 0) {
+    std::string holder;
+    std::ifstream(path) >> holder;
+    throw Error(ErrorCode::kUnavailable,
+                "instance " + std::to_string(options.instance) + " of " + options.dir.string() +
+                    " is already served by another provdb serve" +
+                    (holder.empty() ? "" : " (pid " + holder + ")") + ", which holds " +
+                    path.string() + "; stop it with provdb stop --dir " + options.dir.string() +
+                    " or serve another directory");
+  }
+
+  // The pid is only for the message above; the flock is what excludes.
+  const std::string pid = std::to_string(::getpid()) + "\n";
+  if (::ftruncate(lock_fd, 0) != 0 || ::write(lock_fd, pid.data(), pid.size()) < 0) {
+    spdlog::warn("cannot record the pid in {}: {}", path.string(), std::strerror(errno));
   }
 }
 
@@ -739,6 +777,11 @@ Server::Server(ServerOptions options) : impl_(std::make_unique<Impl>()) {
     throw Error(ErrorCode::kStorage,
                 "cannot create directory " + s.options.dir.string() + ": " + ec.message());
   }
+  // Before anything in the directory is touched: a second instance with
+  // the same index would serve the same files and remove the first one's
+  // address file when it stops.
+  s.LockInstance();
+
   // A file left by an instance that was killed must not attract clients.
   fs::remove(s.options.dir / protocol::AddressFileName(s.options.instance), ec);
   if (s.options.instance == 0) fs::remove(s.options.dir / std::string(protocol::kMapFileName), ec);

@@ -85,11 +85,22 @@ std::string ServerProcess::LogText() const {
 }
 
 int RunProvdb(const std::vector<std::string>& args) {
+  std::string ignored;
+  return RunProvdb(args, ignored);
+}
+
+int RunProvdb(const std::vector<std::string>& args, std::string& output) {
   const fs::path log = fs::temp_directory_path() / ("provdb-run-" + std::to_string(::getpid()));
+  std::error_code ignored;
+  fs::remove(log, ignored);
   const int pid = StartProcess(ProvdbBinary(), args, log);
   int status = 0;
   ::waitpid(pid, &status, 0);
-  std::error_code ignored;
+
+  std::ifstream in(log);
+  std::stringstream text;
+  text << in.rdbuf();
+  output = text.str();
   fs::remove(log, ignored);
   return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }

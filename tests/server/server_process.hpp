@@ -47,6 +47,9 @@ int StartProcess(const std::string& binary, const std::vector<std::string>& args
 // Runs a provdb subcommand to completion; returns its exit status.
 int RunProvdb(const std::vector<std::string>& args);
 
+// The same, also returning what it printed on standard output and error.
+int RunProvdb(const std::vector<std::string>& args, std::string& output);
+
 // Waits until DIR/name exists; false after `timeout`.
 bool WaitForFile(const std::filesystem::path& path,
                  std::chrono::seconds timeout = std::chrono::seconds(60));

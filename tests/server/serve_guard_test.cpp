@@ -1,0 +1,72 @@
+// What `provdb serve` refuses before it touches a directory, and how quickly
+// tools give up on servers that are not there: each test runs real servers
+// on loopback in a temporary directory.
+#include <gtest/gtest.h>
+
+#include <signal.h>
+
+#include <chrono>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include "protocol/address_dir.hpp"
+#include "server_process.hpp"
+
+namespace provdb {
+namespace {
+
+namespace fs = std::filesystem;
+using testing::RunProvdb;
+using testing::ServerProcess;
+using testing::TempDir;
+
+std::string ReadFile(const fs::path& path) {
+  std::ifstream in(path);
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+// Waits until the server's log says it is ready; false if it exited first.
+bool WaitReady(ServerProcess& server) {
+  while (server.LogText().find("ready at") == std::string::npos) {
+    if (server.WaitExit(std::chrono::seconds(0))) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return true;
+}
+
+bool Contains(const std::string& text, const std::string& part) {
+  return text.find(part) != std::string::npos;
+}
+
+TEST(ServeGuard, SecondInstanceOnTheSameDirectoryIsRefused) {
+  TempDir dir;
+  ServerProcess first(dir.path(), {"--shards", "2", "--no-autoshutdown"});
+  ASSERT_TRUE(WaitReady(first)) << first.LogText();
+  const fs::path address_file = dir.path() / protocol::AddressFileName(0);
+  const std::string address = ReadFile(address_file);
+
+  std::string output;
+  EXPECT_NE(RunProvdb({"serve", "--dir", dir.path().string(), "--shards", "2"}, output), 0);
+  EXPECT_TRUE(Contains(output, "already served")) << output;
+  EXPECT_TRUE(Contains(output, "pid " + std::to_string(first.pid()))) << output;
+  EXPECT_TRUE(Contains(output, dir.path().string())) << output;
+
+  // The first instance keeps its address file and still answers.
+  EXPECT_EQ(ReadFile(address_file), address);
+  EXPECT_EQ(RunProvdb({"status", "--dir", dir.path().string()}), 0);
+
+  // The kernel drops the lock of a killed instance: the directory can be
+  // served again at once.
+  first.Signal(SIGKILL);
+  ASSERT_TRUE(first.WaitExit());
+  ServerProcess second(dir.path(), {"--shards", "2", "--no-autoshutdown"});
+  ASSERT_TRUE(WaitReady(second)) << second.LogText();
+  EXPECT_EQ(RunProvdb({"stop", "--dir", dir.path().string()}), 0);
+  EXPECT_EQ(second.WaitExit(), 0);
+}
+
+}  // namespace
+}  // namespace provdb
