@@ -90,6 +90,25 @@ std::string PeerKey(const Request& request) {
   return static_cast<char>(request.route) + std::string(request.identity.to_string_view());
 }
 
+// The highest k of the provdb.<k>.sqlite files in `dir`, or -1.
+int HighestShardFile(const fs::path& dir) {
+  int highest = -1;
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(dir, ec)) {
+    const std::string name = entry.path().filename().string();
+    const std::string prefix = "provdb.";
+    const std::string suffix = ".sqlite";
+    if (name.size() <= prefix.size() + suffix.size() || !name.starts_with(prefix) ||
+        !name.ends_with(suffix)) {
+      continue;
+    }
+    const std::string k = name.substr(prefix.size(), name.size() - prefix.size() - suffix.size());
+    if (k.size() > 9 || k.find_first_not_of("0123456789") != std::string::npos) continue;
+    highest = std::max(highest, std::stoi(k));
+  }
+  return highest;
+}
+
 std::string DatabaseLabel(const std::string& name) {
   return name == protocol::kGlobalDatabase ? "global" : "shard " + name;
 }
@@ -146,6 +165,7 @@ struct Server::Impl {
 
   ~Impl();
   void LockInstance();
+  void CheckEarlierRun() const;
   void OpenDatabases();
   void Bind();
   void Announce();
@@ -222,6 +242,41 @@ void Server::Impl::LockInstance() {
   const std::string pid = std::to_string(::getpid()) + "\n";
   if (::ftruncate(lock_fd, 0) != 0 || ::write(lock_fd, pid.data(), pid.size()) < 0) {
     spdlog::warn("cannot record the pid in {}: {}", path.string(), std::strerror(errno));
+  }
+}
+
+// A run's shard count decides which shard each rank writes to and which
+// instance hosts it, so a directory is served with one count for its life.
+void Server::Impl::CheckEarlierRun() const {
+  const int shards = options.num_shards;
+  const fs::path map_path = options.dir / std::string(protocol::kMapFileName);
+  int earlier = 0;
+  std::string evidence;
+
+  std::error_code ec;
+  if (fs::exists(map_path, ec)) {
+    std::ifstream in(map_path, std::ios::binary);
+    const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    earlier = protocol::ShardMap::Parse(text, map_path.string()).num_shards();
+    evidence = map_path.string();
+  } else {
+    // Instance 0 removes the map while it starts, so another instance
+    // starting beside it may find only shard files. A file beyond the last
+    // shard proves a larger count; fewer files prove a smaller count only
+    // when a single instance created them all.
+    const int files = HighestShardFile(options.dir) + 1;
+    if (files > shards || (files > 0 && files < shards && options.num_instances == 1)) {
+      earlier = files;
+      evidence = "its files provdb.0.sqlite to provdb." + std::to_string(files - 1) + ".sqlite";
+    }
+  }
+
+  if (earlier != 0 && earlier != shards) {
+    const std::string n = std::to_string(earlier);
+    throw Error(ErrorCode::kInvalidArgument,
+                options.dir.string() + " holds a run with " + n + " shards (" + evidence +
+                    "), not " + std::to_string(shards) + "; serve it with --shards " + n +
+                    " or use a new directory");
   }
 }
 
@@ -781,6 +836,7 @@ Server::Server(ServerOptions options) : impl_(std::make_unique<Impl>()) {
   // the same index would serve the same files and remove the first one's
   // address file when it stops.
   s.LockInstance();
+  s.CheckEarlierRun();
 
   // A file left by an instance that was killed must not attract clients.
   fs::remove(s.options.dir / protocol::AddressFileName(s.options.instance), ec);

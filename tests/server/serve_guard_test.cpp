@@ -68,5 +68,36 @@ TEST(ServeGuard, SecondInstanceOnTheSameDirectoryIsRefused) {
   EXPECT_EQ(second.WaitExit(), 0);
 }
 
+TEST(ServeGuard, ShardCountOfAnEarlierRunIsKept) {
+  TempDir dir;
+  const std::string d = dir.path().string();
+  {
+    ServerProcess first(dir.path(), {"--shards", "4", "--no-autoshutdown"});
+    ASSERT_TRUE(WaitReady(first)) << first.LogText();
+    EXPECT_EQ(RunProvdb({"stop", "--dir", d}), 0);
+    EXPECT_EQ(first.WaitExit(), 0);
+  }
+
+  auto refused = [&](const std::string& shards) {
+    std::string output;
+    EXPECT_NE(RunProvdb({"serve", "--dir", d, "--shards", shards}, output), 0);
+    EXPECT_TRUE(Contains(output, d + " holds a run with 4 shards")) << output;
+    EXPECT_TRUE(Contains(output, "--shards 4")) << output;
+    EXPECT_FALSE(fs::exists(dir.path() / "provdb.4.sqlite"));
+  };
+  refused("2");
+  refused("8");
+
+  // The shard files alone tell the count as well.
+  fs::remove(dir.path() / std::string(protocol::kMapFileName));
+  refused("2");
+  refused("8");
+
+  ServerProcess again(dir.path(), {"--shards", "4", "--no-autoshutdown"});
+  ASSERT_TRUE(WaitReady(again)) << again.LogText();
+  EXPECT_EQ(RunProvdb({"stop", "--dir", d}), 0);
+  EXPECT_EQ(again.WaitExit(), 0);
+}
+
 }  // namespace
 }  // namespace provdb
