@@ -320,6 +320,12 @@ void Server::Impl::Bind() {
     try {
       socket.bind(requested);
     } catch (const zmq::error_t& e) {
+      if (e.num() == EADDRINUSE) {
+        throw Error(ErrorCode::kUnavailable,
+                    "cannot listen on " + requested + ": port " + port +
+                        " is taken by another program; choose another --port, or leave it "
+                        "out for a free port");
+      }
       throw Error(ErrorCode::kUnavailable, "cannot listen on " + requested + ": " + e.what() +
                                                "; choose another --address or --port");
     }
@@ -824,7 +830,16 @@ Server::Server(ServerOptions options) : impl_(std::make_unique<Impl>()) {
                 "instance " + std::to_string(s.options.instance) + " is outside 0.." +
                     std::to_string(s.options.num_instances - 1));
   }
+  if (s.options.port < 0 || s.options.port > 65535) {
+    throw Error(ErrorCode::kInvalidArgument,
+                "--port " + std::to_string(s.options.port) +
+                    " is not a TCP port; give 1 to 65535, or 0 or no --port for a free port");
+  }
   s.map = protocol::ShardMap::Build(s.options.num_shards, s.options.num_instances);
+
+  // Listening first: a port that is taken fails the start before any file
+  // is created.
+  s.Bind();
 
   std::error_code ec;
   fs::create_directories(s.options.dir, ec);
@@ -847,7 +862,6 @@ Server::Server(ServerOptions options) : impl_(std::make_unique<Impl>()) {
   }
 
   s.OpenDatabases();
-  s.Bind();
   for (auto& h : s.hosted) {
     h->writer = std::make_unique<Writer>(h->name, *h->db, s.context, s.options.queue_bytes);
   }

@@ -10,6 +10,8 @@
 #include <sstream>
 #include <thread>
 
+#include <zmq.hpp>
+
 #include "protocol/address_dir.hpp"
 #include "server_process.hpp"
 
@@ -97,6 +99,27 @@ TEST(ServeGuard, ShardCountOfAnEarlierRunIsKept) {
   ASSERT_TRUE(WaitReady(again)) << again.LogText();
   EXPECT_EQ(RunProvdb({"stop", "--dir", d}), 0);
   EXPECT_EQ(again.WaitExit(), 0);
+}
+
+TEST(ServeGuard, BadOrTakenPortIsRefusedBeforeAnyFileIsCreated) {
+  TempDir dir;
+  const fs::path run = dir.path() / "run";
+  for (const std::string port : {"99999", "-1", "65536"}) {
+    std::string output;
+    EXPECT_NE(RunProvdb({"serve", "--dir", run.string(), "--port=" + port}, output), 0);
+    EXPECT_TRUE(Contains(output, "--port " + port + " is not a TCP port")) << output;
+    EXPECT_FALSE(fs::exists(run));
+  }
+
+  zmq::context_t context;
+  zmq::socket_t holder(context, zmq::socket_type::router);
+  holder.bind("tcp://127.0.0.1:*");
+  const std::string endpoint = holder.get(zmq::sockopt::last_endpoint);
+  const std::string port = endpoint.substr(endpoint.rfind(':') + 1);
+  std::string output;
+  EXPECT_NE(RunProvdb({"serve", "--dir", run.string(), "--port", port}, output), 0);
+  EXPECT_TRUE(Contains(output, "port " + port + " is taken")) << output;
+  EXPECT_FALSE(fs::exists(run));
 }
 
 }  // namespace
