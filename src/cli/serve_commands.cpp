@@ -173,6 +173,19 @@ void PrintStatus(const nlohmann::json& instances) {
 }
 
 int RunStatus(const std::string& dir, bool json, double timeout_s) {
+  // Without a map no instance was ever ready here; waiting for one to write
+  // it would only cost the timeout.
+  const fs::path map_path = fs::path(dir) / std::string(protocol::kMapFileName);
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec)) {
+    throw Error(ErrorCode::kNotFound, "directory " + dir + " does not exist; give the --dir " +
+                                          "the servers were started with");
+  }
+  if (!fs::exists(map_path, ec)) {
+    throw Error(ErrorCode::kNotFound, "no server was started in " + dir + " (no " +
+                                          map_path.string() + "); start one with provdb serve " +
+                                          "--dir " + dir);
+  }
   auto client = client::Client::ConnectTool(dir, ToolOptions(timeout_s));
   const nlohmann::json status = client.status();
   if (json) {

@@ -2,11 +2,15 @@
 // from API threads to it.
 #include "client/connection.hpp"
 
+#include <netdb.h>
+#include <poll.h>
 #include <sys/eventfd.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
+#include <filesystem>
 #include <future>
 
 #include <zmq_addon.hpp>
@@ -35,6 +39,48 @@ std::unique_ptr<zmq::socket_t> WatchDisconnects(zmq::context_t& context, zmq::so
   auto monitor = std::make_unique<zmq::socket_t>(context, zmq::socket_type::pair);
   monitor->connect(address);
   return monitor;
+}
+
+// How long the probe below waits for a host that neither accepts nor refuses.
+constexpr auto kProbeTimeout = std::chrono::milliseconds(1000);
+
+// Whether a plain TCP connection to the host and port of a tcp:// endpoint
+// is refused, meaning nothing listens there. ZeroMQ retries refused
+// connections silently, so without this a dead server costs the whole
+// connect timeout. Anything else (accepted, slow, unreachable, another
+// transport) is not a refusal: the hello decides.
+bool ConnectionRefused(const std::string& endpoint, std::chrono::milliseconds timeout) {
+  constexpr std::string_view kTcp = "tcp://";
+  const auto colon = endpoint.rfind(':');
+  if (!endpoint.starts_with(kTcp) || colon == std::string::npos || colon < kTcp.size()) {
+    return false;
+  }
+  std::string host = endpoint.substr(kTcp.size(), colon - kTcp.size());
+  const std::string port = endpoint.substr(colon + 1);
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']') {
+    host = host.substr(1, host.size() - 2);
+  }
+
+  addrinfo hints{};
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* found = nullptr;
+  if (::getaddrinfo(host.c_str(), port.c_str(), &hints, &found) != 0) return false;
+  bool refused = false;
+  const int fd = ::socket(found->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd >= 0) {
+    if (::connect(fd, found->ai_addr, found->ai_addrlen) != 0) {
+      int error = errno;
+      pollfd item{fd, POLLOUT, 0};
+      if (error == EINPROGRESS && ::poll(&item, 1, static_cast<int>(timeout.count())) == 1) {
+        socklen_t size = sizeof(error);
+        ::getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &size);
+      }
+      refused = error == ECONNREFUSED;
+    }
+    ::close(fd);
+  }
+  ::freeaddrinfo(found);
+  return refused;
 }
 
 bool IsReadRequest(const nlohmann::json& header) {
@@ -92,6 +138,14 @@ Connection::Connection(zmq::context_t& context, std::string endpoint, std::strin
     return std::max(std::chrono::milliseconds(1),
                     std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()));
   };
+
+  if (ConnectionRefused(endpoint_, std::min(left(), kProbeTimeout))) {
+    const std::string dir = std::filesystem::path(origin_).parent_path().string();
+    throw Error(ErrorCode::kUnavailable,
+                "nothing listens at " + endpoint_ + " (address file " + origin_ +
+                    "): the server is not running; start it with provdb serve --dir " + dir +
+                    ", or remove the stale " + origin_ + " if it was killed");
+  }
 
   // The hellos run here, before the background thread exists, so that the
   // sockets pass to it fully set up.

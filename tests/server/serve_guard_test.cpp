@@ -122,5 +122,36 @@ TEST(ServeGuard, BadOrTakenPortIsRefusedBeforeAnyFileIsCreated) {
   EXPECT_FALSE(fs::exists(run));
 }
 
+TEST(ServeGuard, ToolsGiveUpAtOnceOnAKilledOrAbsentServer) {
+  TempDir dir;
+  const std::string d = dir.path().string();
+  ServerProcess server(dir.path(), {"--no-autoshutdown"});
+  ASSERT_TRUE(WaitReady(server)) << server.LogText();
+  server.Signal(SIGKILL);
+  ASSERT_TRUE(server.WaitExit());
+  const std::string stale = (dir.path() / protocol::AddressFileName(0)).string();
+  ASSERT_TRUE(fs::exists(stale));
+
+  // Well under the 10 s and 60 s timeouts, which a refused port must not cost.
+  const auto limit = std::chrono::seconds(5);
+  for (const std::string command : {"status", "stop"}) {
+    const auto start = std::chrono::steady_clock::now();
+    std::string output;
+    EXPECT_NE(RunProvdb({command, "--dir", d}, output), 0);
+    EXPECT_LT(std::chrono::steady_clock::now() - start, limit) << command;
+    EXPECT_TRUE(Contains(output, "not running")) << output;
+    EXPECT_TRUE(Contains(output, "remove the stale " + stale)) << output;
+  }
+
+  for (const std::string missing : {d + "/never-served", d + "/absent/dir"}) {
+    if (missing.ends_with("never-served")) fs::create_directory(missing);
+    const auto start = std::chrono::steady_clock::now();
+    std::string output;
+    EXPECT_NE(RunProvdb({"status", "--dir", missing}, output), 0);
+    EXPECT_LT(std::chrono::steady_clock::now() - start, limit) << missing;
+    EXPECT_TRUE(Contains(output, missing)) << output;
+  }
+}
+
 }  // namespace
 }  // namespace provdb
