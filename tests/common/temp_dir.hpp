@@ -1,6 +1,6 @@
 // A fresh directory for one test, removed with everything in it when the
 // object goes away, so that every test works on real files and none sees
-// another's. Used from the thread that created it.
+// another's; and reading a file whole. Used from the thread that created it.
 #pragma once
 
 #include <filesystem>
@@ -25,5 +25,8 @@ class TempDir {
  private:
   std::filesystem::path path_;
 };
+
+// The whole content of a file; empty if it cannot be read.
+std::string ReadFile(const std::filesystem::path& path);
 
 }  // namespace provdb::testing

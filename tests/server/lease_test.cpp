@@ -21,15 +21,9 @@ namespace {
 
 namespace fs = std::filesystem;
 using client::Client;
+using testing::ReadFile;
 using testing::ServerProcess;
 using testing::TempDir;
-
-std::string ReadFile(const fs::path& path) {
-  std::ifstream in(path);
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
 
 // Waits until `text` appears in the file at `path`; false after `timeout`.
 bool WaitForText(const fs::path& path, const std::string& text,

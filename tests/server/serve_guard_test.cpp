@@ -19,16 +19,10 @@ namespace provdb {
 namespace {
 
 namespace fs = std::filesystem;
+using testing::ReadFile;
 using testing::RunProvdb;
 using testing::ServerProcess;
 using testing::TempDir;
-
-std::string ReadFile(const fs::path& path) {
-  std::ifstream in(path);
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
 
 // Waits until the server's log says it is ready; false if it exited first.
 bool WaitReady(ServerProcess& server) {
@@ -143,7 +137,7 @@ TEST(ServeGuard, ToolsGiveUpAtOnceOnAKilledOrAbsentServer) {
     EXPECT_TRUE(Contains(output, "remove the stale " + stale)) << output;
   }
 
-  for (const std::string missing : {d + "/never-served", d + "/absent/dir"}) {
+  for (const std::string& missing : {d + "/never-served", d + "/absent/dir"}) {
     if (missing.ends_with("never-served")) fs::create_directory(missing);
     const auto start = std::chrono::steady_clock::now();
     std::string output;
